@@ -1,0 +1,43 @@
+"""autodiff: a small reverse-mode automatic differentiation engine on NumPy or CuPy.
+
+PyTorch's names, so the two read side by side::
+
+    import autodiff
+    import autodiff.functional as F
+
+    x = autodiff.tensor([[1.0, 2.0]], requires_grad=True)
+    y = F.softplus(x).sum()
+    y.backward()                      # x.grad holds sigmoid(x)
+    (g,) = autodiff.grad(y, [x], create_graph=True)   # differentiable gradient
+"""
+import numpy as _host_numpy  # dtype objects only (float32, ...), identical on both backends
+
+from . import backend
+from .backend import (set_backend, get_backend, set_default_dtype, get_default_dtype,
+                      manual_seed, Generator, default_generator)
+from .tensor import (Tensor, Function, tensor, no_grad, enable_grad, set_grad_enabled,
+                     is_grad_enabled, grad, detect_anomaly, is_anomaly_enabled, to_device)
+from . import tensor_methods as _tensor_methods  # noqa: F401  (binds operators to Tensor)
+from .factories import *  # noqa: F401,F403
+from .factories import __all__ as _factories_all
+from .ops.elementwise import (add, sub, mul, div, neg, pow, exp, log, log1p, expm1, sqrt,
+                              rsqrt, sin, cos, tanh, sigmoid, relu, abs, sign, maximum, minimum,
+                              where, clamp, square, erf, isfinite, isnan, logical_not)
+from .ops.reduce import (sum, mean, var, std, amax, amin, max, min, prod, logsumexp, cumsum,
+                         argmax, argmin, norm, sum_to, broadcast_to)
+from .ops.shape import (reshape, permute, transpose, movedim, squeeze, unsqueeze, flatten,
+                        gather, scatter_add, index_select, cat, stack, split, chunk, unbind,
+                        flip, roll, masked_fill, tril, triu, diagonal)
+from .ops.linalg import matmul
+
+float16 = _host_numpy.dtype("float16")
+float32 = _host_numpy.dtype("float32")
+float64 = _host_numpy.dtype("float64")
+int32 = _host_numpy.dtype("int32")
+int64 = _host_numpy.dtype("int64")
+bool_ = _host_numpy.dtype("bool")
+long = int64
+float = float32
+double = float64
+
+__version__ = "0.1.0"

@@ -1,0 +1,170 @@
+"""The one place that chooses the array library.
+
+Every other module reaches arrays through ``backend.xp`` (NumPy by default, CuPy when
+asked), so the same lines run on the CPU and on an NVIDIA GPU. Choose CuPy with the
+environment variable ``REFGEN_BACKEND=cupy`` before import, or ``set_backend("cupy")``
+before any tensor is made (tensors made on one backend keep their arrays).
+
+This module also owns the default floating dtype (float32, or float64 for numerics
+checks), the global random generator, and the host<->device moves.
+"""
+import os
+
+# Host-side NumPy: the default array library, and the host form every
+# ``Tensor.numpy()`` returns. The only module besides this one that may import it
+# is code that must run on the host (file I/O, SciPy), and it says so.
+import numpy
+
+__all__ = [
+    "xp", "name", "set_backend", "get_backend", "set_default_dtype", "get_default_dtype",
+    "manual_seed", "default_generator", "Generator", "to_numpy", "to_backend", "scatter_add",
+]
+
+xp = numpy
+name = "numpy"
+_default_dtype = numpy.dtype(numpy.float32)
+_BACKENDS = ("numpy", "cupy")
+
+
+def _import_cupy():
+    try:
+        import cupy  # noqa: F401  (the GPU array library; only imported when asked for)
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise RuntimeError(
+            "backend 'cupy' was requested but CuPy is not installed "
+            "(install the 'gpu' extra: pip install 'refgen[gpu]')") from exc
+    return cupy
+
+
+def set_backend(backend):
+    """Select the array library: ``"numpy"`` (default) or ``"cupy"``.
+
+    Tensors created before the switch keep their old arrays; create models after it.
+    """
+    global xp, name, _default_generator
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(_BACKENDS)}")
+    xp = _import_cupy() if backend == "cupy" else numpy
+    name = backend
+    _default_generator = Generator(0)
+
+
+def get_backend():
+    """Name of the active array library: ``"numpy"`` or ``"cupy"``."""
+    return name
+
+
+def set_default_dtype(dtype):
+    """Set the floating dtype of new tensors made from Python data: float32 or float64."""
+    global _default_dtype
+    dt = numpy.dtype(dtype)
+    if dt not in (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64)):
+        raise ValueError(f"default dtype must be float32 or float64, got {dt}")
+    _default_dtype = dt
+
+
+def get_default_dtype():
+    """The floating dtype of new tensors made from Python data (a ``numpy.dtype``)."""
+    return _default_dtype
+
+
+def is_backend_array(a):
+    """True when ``a`` is an array of the active library."""
+    return isinstance(a, xp.ndarray)
+
+
+def scatter_add(out, index, values):
+    """``out[index] += values`` in place, accumulating repeated indices (NumPy's ``add.at``)."""
+    if name == "cupy":
+        import cupyx  # CuPy's accumulating scatter lives in cupyx
+        cupyx.scatter_add(out, index, values)
+    else:
+        numpy.add.at(out, index, values)
+    return out
+
+
+def to_numpy(a):
+    """Copy an array of either library to a host NumPy array (no copy when already host)."""
+    if isinstance(a, numpy.ndarray):
+        return a
+    if name == "cupy" and isinstance(a, xp.ndarray):
+        return xp.asnumpy(a)
+    return numpy.asarray(a)
+
+
+def to_backend(a, dtype=None):
+    """Move host data (NumPy array, list, scalar) to an array of the active library."""
+    return xp.asarray(a, dtype=dtype)
+
+
+class Generator:
+    """A seeded random generator on the active backend.
+
+    Wraps ``xp.random.default_rng`` (PCG64 on both NumPy and CuPy's host-seeded
+    generator). The same seed gives the same numbers on one backend; NumPy and
+    CuPy streams differ, so compare across backends by distribution only.
+    """
+
+    __slots__ = ("seed", "_rng", "_backend")
+
+    def __init__(self, seed=None):
+        self.seed = seed
+        self._backend = name
+        self._rng = xp.random.default_rng(seed)
+
+    def manual_seed(self, seed):
+        self.seed = seed
+        self._backend = name
+        self._rng = xp.random.default_rng(seed)
+        return self
+
+    @property
+    def rng(self):
+        if self._backend != name:  # the backend changed since seeding: reseed on the new one
+            self.manual_seed(self.seed)
+        return self._rng
+
+    def random(self, shape, dtype):
+        """Uniform on [0, 1)."""
+        dtype = numpy.dtype(dtype)
+        if dtype == numpy.float64 or dtype == numpy.float32:
+            return self.rng.random(shape, dtype=dtype)
+        return self.rng.random(shape).astype(dtype)
+
+    def normal(self, shape, dtype):
+        """Standard normal."""
+        dtype = numpy.dtype(dtype)
+        return self.rng.standard_normal(shape, dtype=dtype)
+
+    def integers(self, low, high, shape):
+        """Uniform integers in [low, high), int64."""
+        return self.rng.integers(low, high, size=shape, dtype=numpy.int64)
+
+    def permutation(self, n):
+        """A random permutation of range(n), int64."""
+        return xp.asarray(self.rng.permutation(n), dtype=numpy.int64)
+
+    def get_state(self):
+        """The bit generator state as a dict of host values (for checkpoints)."""
+        return self.rng.bit_generator.state
+
+    def set_state(self, state):
+        self.rng.bit_generator.state = state
+
+
+_default_generator = Generator(0)
+
+
+def default_generator():
+    """The global generator that samplers use when none is passed."""
+    return _default_generator
+
+
+def manual_seed(seed):
+    """Reseed the global generator; returns it."""
+    return _default_generator.manual_seed(int(seed))
+
+
+_requested = os.environ.get("REFGEN_BACKEND", "numpy").strip().lower() or "numpy"
+if _requested != "numpy":
+    set_backend(_requested)

@@ -1,0 +1,2 @@
+"""Primitive operations: forward on raw arrays, backward in Tensor operations."""
+from . import elementwise, reduce, shape, linalg  # noqa: F401

@@ -1,0 +1,433 @@
+"""Elementwise primitives and their derivatives.
+
+Binary operations broadcast like NumPy; their backward rules return gradients in the
+broadcast shape and the engine sums them back to each input's shape.
+
+Subgradients chosen at non-differentiable points (the same as PyTorch):
+relu'(0) = 0, abs'(0) = 0, leaky_relu'(0) = negative_slope, clamp passes the gradient
+at the bounds themselves, and maximum/minimum split the gradient equally at ties.
+"""
+from .. import backend as B
+from ..tensor import Function, SaveOutputFunction, Tensor
+from ._util import as_tensor_like, const
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt",
+    "sin", "cos", "tanh", "sigmoid", "relu", "leaky_relu", "abs", "sign", "maximum", "minimum",
+    "where", "clamp", "astype", "clone", "square", "reciprocal", "log2", "erf",
+    "lt", "le", "gt", "ge", "eq", "ne", "logical_not", "isfinite", "isnan", "floor", "ceil", "round",
+]
+
+
+def _pair(a, b):
+    if not isinstance(a, Tensor):
+        a = as_tensor_like(a, b)
+    elif not isinstance(b, Tensor):
+        b = as_tensor_like(b, a)
+    return a, b
+
+
+# --------------------------------------------------------------------------- arithmetic
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        return g, -g
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.inputs
+        return g * b, g * a
+
+
+class Div(Function):
+    """a / b; d/da = 1/b, d/db = -a/b^2."""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = g / b
+        return ga, -ga * a / b
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class PowScalar(Function):
+    """a ** p for a constant exponent p; d/da = p a^(p-1)."""
+
+    def forward(self, a, p):
+        self.p = p
+        return a ** p
+
+    def backward(self, g):
+        (a,) = self.inputs
+        p = self.p
+        if p == 0:
+            return g * 0.0
+        if p == 1:
+            return g
+        if p == 2:
+            return g * (a * 2.0)
+        return g * (pow(a, p - 1) * float(p))
+
+
+class Pow(Function):
+    """a ** b with both tensors; d/da = b a^(b-1), d/db = a^b log(a) (0 where a = 0)."""
+
+    def forward(self, a, b):
+        return a ** b
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = g * b * pow(a, b - 1.0) if a.requires_grad else None
+        gb = None
+        if b.requires_grad:
+            safe_log = log(where(a.data > 0, a, 1.0))
+            gb = g * pow(a, b) * safe_log
+        return ga, gb
+
+
+def add(a, b):
+    return Add.apply(*_pair(a, b))
+
+
+def sub(a, b):
+    return Sub.apply(*_pair(a, b))
+
+
+def mul(a, b):
+    return Mul.apply(*_pair(a, b))
+
+
+def div(a, b):
+    return Div.apply(*_pair(a, b))
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def pow(a, b):
+    """a ** b; a constant Python exponent uses the cheaper constant-exponent rule."""
+    if isinstance(b, (int, float)) and isinstance(a, Tensor):
+        if a.data.dtype.kind in "iu" and isinstance(b, float):
+            a = astype(a, B.get_default_dtype())
+        return PowScalar.apply(a, p=b)
+    return Pow.apply(*_pair(a, b))
+
+
+def square(a):
+    return mul(a, a)
+
+
+def reciprocal(a):
+    return div(1.0, a)
+
+
+# --------------------------------------------------------------------------- unary maths
+class Exp(SaveOutputFunction):
+    def forward(self, a):
+        return B.xp.exp(a)
+
+    def backward(self, g):
+        return g * self.saved_output()
+
+
+class Log(Function):
+    def forward(self, a):
+        return B.xp.log(a)
+
+    def backward(self, g):
+        return g / self.inputs[0]
+
+
+class Log1p(Function):
+    def forward(self, a):
+        return B.xp.log1p(a)
+
+    def backward(self, g):
+        return g / (self.inputs[0] + 1.0)
+
+
+class Expm1(SaveOutputFunction):
+    def forward(self, a):
+        return B.xp.expm1(a)
+
+    def backward(self, g):
+        return g * (self.saved_output() + 1.0)
+
+
+class Sqrt(SaveOutputFunction):
+    def forward(self, a):
+        return B.xp.sqrt(a)
+
+    def backward(self, g):
+        return g / (self.saved_output() * 2.0)
+
+
+class Sin(Function):
+    def forward(self, a):
+        return B.xp.sin(a)
+
+    def backward(self, g):
+        return g * cos(self.inputs[0])
+
+
+class Cos(Function):
+    def forward(self, a):
+        return B.xp.cos(a)
+
+    def backward(self, g):
+        return -g * sin(self.inputs[0])
+
+
+class Tanh(SaveOutputFunction):
+    def forward(self, a):
+        return B.xp.tanh(a)
+
+    def backward(self, g):
+        y = self.saved_output()
+        return g * (1.0 - y * y)
+
+
+class Sigmoid(SaveOutputFunction):
+    """sigma(a) = 1 / (1 + e^-a), computed from e^-|a| so it never overflows."""
+
+    def forward(self, a):
+        xp = B.xp
+        e = xp.exp(-xp.abs(a))
+        return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        y = self.saved_output()
+        return g * (y * (1.0 - y))
+
+
+class Erf(Function):
+    """Gauss error function; d/da = 2/sqrt(pi) exp(-a^2)."""
+
+    def forward(self, a):
+        return _erf_array(a)
+
+    def backward(self, g):
+        a = self.inputs[0]
+        return g * (exp(-(a * a)) * 1.1283791670955126)
+
+
+def _erf_array(a):
+    if B.name == "cupy":
+        from cupyx.scipy.special import erf as cupy_erf  # GPU kernel of the same function
+        return cupy_erf(a)
+    # SciPy's erf runs on the host arrays that the NumPy backend already uses.
+    from scipy.special import erf as scipy_erf
+    return scipy_erf(a).astype(a.dtype, copy=False)
+
+
+class Relu(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return B.xp.maximum(a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return g * const(self.mask.astype(g.data.dtype))
+
+
+class LeakyRelu(Function):
+    def forward(self, a, negative_slope):
+        xp = B.xp
+        self.slope = xp.where(a > 0, 1.0, negative_slope).astype(a.dtype)
+        return a * self.slope
+
+    def backward(self, g):
+        return g * const(self.slope)
+
+
+class Abs(Function):
+    def forward(self, a):
+        return B.xp.abs(a)
+
+    def backward(self, g):
+        return g * const(B.xp.sign(self.inputs[0].data))
+
+
+class Maximum(Function):
+    def forward(self, a, b):
+        return B.xp.maximum(a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        xp = B.xp
+        wa = xp.where(a.data > b.data, 1.0, xp.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
+        return g * const(wa), g * const((1.0 - wa).astype(g.dtype))
+
+
+class Minimum(Function):
+    def forward(self, a, b):
+        return B.xp.minimum(a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        xp = B.xp
+        wa = xp.where(a.data < b.data, 1.0, xp.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
+        return g * const(wa), g * const((1.0 - wa).astype(g.dtype))
+
+
+class Where(Function):
+    """where(c, a, b): the gradient flows to a where c holds and to b elsewhere."""
+
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return B.xp.where(condition, a, b)
+
+    def backward(self, g):
+        zero = const(B.xp.zeros((), dtype=g.dtype))
+        c = self.condition
+        return Where.apply(g, zero, condition=c), Where.apply(zero, g, condition=c)
+
+
+class Clamp(Function):
+    def forward(self, a, lo, hi):
+        xp = B.xp
+        mask = xp.ones(a.shape, dtype=bool)
+        if lo is not None:
+            mask &= a >= lo
+        if hi is not None:
+            mask &= a <= hi
+        self.mask = mask
+        return xp.clip(a, lo, hi).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return g * const(self.mask.astype(g.dtype))
+
+
+class AsType(Function):
+    def forward(self, a, dtype):
+        self.src_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        if self.src_dtype.kind not in "fc":
+            return None
+        return AsType.apply(g, dtype=self.src_dtype)
+
+
+class Clone(Function):
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return g
+
+
+def _unary(cls):
+    def op(a):
+        return cls.apply(a)
+    op.__name__ = cls.__name__.lower()
+    op.__doc__ = cls.__doc__
+    return op
+
+
+exp = _unary(Exp)
+log = _unary(Log)
+log1p = _unary(Log1p)
+expm1 = _unary(Expm1)
+sqrt = _unary(Sqrt)
+sin = _unary(Sin)
+cos = _unary(Cos)
+tanh = _unary(Tanh)
+sigmoid = _unary(Sigmoid)
+erf = _unary(Erf)
+relu = _unary(Relu)
+abs = _unary(Abs)
+clone = _unary(Clone)
+
+
+def rsqrt(a):
+    return div(1.0, sqrt(a))
+
+
+def log2(a):
+    return mul(log(a), 1.4426950408889634)
+
+
+def leaky_relu(a, negative_slope=0.01):
+    return LeakyRelu.apply(a, negative_slope=negative_slope)
+
+
+def maximum(a, b):
+    return Maximum.apply(*_pair(a, b))
+
+
+def minimum(a, b):
+    return Minimum.apply(*_pair(a, b))
+
+
+def where(condition, a, b):
+    """Elementwise ``a if condition else b`` (condition: bool Tensor or array, broadcast)."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    condition = B.xp.asarray(condition, dtype=bool)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError("where needs at least one of a, b to be a Tensor")
+    a, b = _pair(a, b)
+    return Where.apply(a, b, condition=condition)
+
+
+def clamp(a, min=None, max=None):
+    """Limit to [min, max] (either may be None); gradient 1 inside, including the bounds."""
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min, max")
+    return Clamp.apply(a, lo=min, hi=max)
+
+
+def astype(a, dtype):
+    dtype = B.numpy.dtype(dtype)
+    if a.data.dtype == dtype:
+        return a
+    return AsType.apply(a, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- no gradient
+def _nograd(fn):
+    def op(a, b=None):
+        if b is None:
+            return Tensor(fn(a.data))
+        a_, b_ = _pair(a, b)
+        return Tensor(fn(a_.data, b_.data))
+    return op
+
+
+lt = _nograd(lambda a, b: a < b)
+le = _nograd(lambda a, b: a <= b)
+gt = _nograd(lambda a, b: a > b)
+ge = _nograd(lambda a, b: a >= b)
+eq = _nograd(lambda a, b: a == b)
+ne = _nograd(lambda a, b: a != b)
+logical_not = _nograd(lambda a: ~a.astype(bool))
+isfinite = _nograd(lambda a: B.xp.isfinite(a))
+isnan = _nograd(lambda a: B.xp.isnan(a))
+sign = _nograd(lambda a: B.xp.sign(a))
+floor = _nograd(lambda a: B.xp.floor(a))
+ceil = _nograd(lambda a: B.xp.ceil(a))
+round = _nograd(lambda a: B.xp.round(a))
