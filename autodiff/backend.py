@@ -22,6 +22,9 @@ __all__ = [
 
 xp = numpy
 name = "numpy"
+# Special functions (expit, erf, ...) for the active library: SciPy's ufuncs on NumPy
+# arrays, cupyx.scipy.special's kernels on CuPy arrays. Imported lazily (see _special()).
+_special = None
 _default_dtype = numpy.dtype(numpy.float32)
 _BACKENDS = ("numpy", "cupy")
 
@@ -44,9 +47,23 @@ def set_backend(backend):
     global xp, name, _default_generator
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(_BACKENDS)}")
+    global _special
     xp = _import_cupy() if backend == "cupy" else numpy
     name = backend
+    _special = None
     _default_generator = Generator(0)
+
+
+def special():
+    """``scipy.special`` (NumPy backend) or ``cupyx.scipy.special`` (CuPy backend)."""
+    global _special
+    if _special is None:
+        if name == "cupy":
+            import cupyx.scipy.special as sp  # GPU kernels with SciPy's names
+        else:
+            import scipy.special as sp  # ufuncs on the host arrays NumPy already uses
+        _special = sp
+    return _special
 
 
 def get_backend():

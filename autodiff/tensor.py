@@ -167,21 +167,31 @@ class Function:
     def apply(cls, *inputs, **params):
         """Run the forward on the inputs' arrays and record the node when needed."""
         fn = cls()
-        data = fn.forward(*[t.data for t in inputs], **params)
-        if _grad_enabled:
-            for t in inputs:
-                if t.requires_grad:
-                    fn.inputs = inputs
-                    fn.versions = [t._version for t in inputs]
-                    out = _make(data, True, fn)
-                    if _anomaly_enabled:
-                        fn.trace = _user_frame()
-                        if not _all_finite(data):
-                            raise FloatingPointError(
-                                f"anomaly: forward of {cls.__name__} produced NaN or Inf "
-                                f"(recorded at {fn.trace})")
-                    return out
-        return _make(data, False, None)
+        # Unrolled for one and two inputs: this is the hottest path of the engine.
+        n = len(inputs)
+        if n == 1:
+            a = inputs[0]
+            data = fn.forward(a.data, **params)
+            record = _grad_enabled and a.requires_grad
+        elif n == 2:
+            a, b = inputs
+            data = fn.forward(a.data, b.data, **params)
+            record = _grad_enabled and (a.requires_grad or b.requires_grad)
+        else:
+            data = fn.forward(*[t.data for t in inputs], **params)
+            record = _grad_enabled and any(t.requires_grad for t in inputs)
+        if not record:
+            return _make(data, False, None)
+        fn.inputs = inputs
+        fn.versions = [t._version for t in inputs]
+        out = _make(data, True, fn)
+        if _anomaly_enabled:
+            fn.trace = _user_frame()
+            if not _all_finite(data):
+                raise FloatingPointError(
+                    f"anomaly: forward of {cls.__name__} produced NaN or Inf "
+                    f"(recorded at {fn.trace})")
+        return out
 
     @property
     def needs_input_grad(self):
@@ -516,20 +526,22 @@ def _toposort(roots):
     order = []
     visited = set()
     stack = [(r, False) for r in roots]
+    push, pop, append, seen = stack.append, stack.pop, order.append, visited.add
     while stack:
-        t, expanded = stack.pop()
+        t, expanded = pop()
         if expanded:
-            order.append(t)
+            append(t)
             continue
-        if id(t) in visited:
+        key = id(t)
+        if key in visited:
             continue
-        visited.add(id(t))
-        stack.append((t, True))
+        seen(key)
+        push((t, True))
         node = t._node
         if node is not None:
             for p in node.inputs:
                 if p.requires_grad and id(p) not in visited:
-                    stack.append((p, False))
+                    push((p, False))
     return order
 
 
@@ -605,21 +617,22 @@ def _run_backward(outputs, grad_outputs, inputs=None, create_graph=False, accumu
                 continue
             if targets is not None and id(t) not in relevant:
                 continue
-            for p, v in zip(node.inputs, node.versions):
+            inputs_ = node.inputs
+            for p, v in zip(inputs_, node.versions):
                 if p._version != v:
                     raise RuntimeError(
                         f"one of the tensors needed by {type(node).__name__}'s backward was "
                         f"modified by an in-place operation (version {v} -> {p._version})")
             in_grads = node.backward(g)
-            if not isinstance(in_grads, tuple):
+            if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             if _anomaly_enabled:
                 _check_grad_finite(node, in_grads)
-            for p, gp in zip(node.inputs, in_grads):
+            for p, gp in zip(inputs_, in_grads):
                 if gp is None or not p.requires_grad:
                     continue
-                if gp.shape != p.shape:
-                    gp = _sum_to_shape(gp, p.shape)
+                if gp.data.shape != p.data.shape:
+                    gp = _sum_to_shape(gp, p.data.shape)
                 key = id(p)
                 prev = grads.get(key)
                 grads[key] = gp if prev is None else prev + gp
