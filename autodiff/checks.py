@@ -122,7 +122,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, n_directions=3,
     gen = B.Generator(seed)
     out = fn(*xs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    cotangents = [_random_like(o, gen) if isinstance(o, Tensor) else None for o in outs]
+    # Integer outputs (indices from max(dim), argmax, ...) carry no gradient: no cotangent.
+    cotangents = [_random_like(o, gen) if isinstance(o, Tensor) and o.dtype.kind == "f" else None
+                  for o in outs]
     scalar = _scalarize(fn, cotangents)
     _check_first_order(scalar, xs, eps, atol, rtol, n_directions, gen, "first order")
     if not second_order:

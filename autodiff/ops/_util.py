@@ -51,4 +51,6 @@ def normalize_dims(dim, ndim, op):
         return tuple(range(ndim))
     if isinstance(dim, int):
         dim = (dim,)
-    return tuple(sorted({normalize_dim(d, ndim, op) for d in dim}))
+    axes = tuple(sorted({normalize_dim(d, ndim, op) for d in dim}))
+    # A 0-d tensor accepts dim 0 / -1 (as PyTorch does) and has no axis to reduce.
+    return axes if ndim else ()

@@ -471,25 +471,29 @@ def astype(a, dtype):
 
 
 # --------------------------------------------------------------------------- no gradient
-def _nograd(fn):
-    def op(a, b=None):
-        if b is None:
-            return Tensor(fn(a.data))
+def _nograd_unary(fn):
+    def op(a):
+        return Tensor(fn(a.data))
+    return op
+
+
+def _nograd_binary(fn):
+    def op(a, b):
         a_, b_ = _pair(a, b)
         return Tensor(fn(a_.data, b_.data))
     return op
 
 
-lt = _nograd(lambda a, b: a < b)
-le = _nograd(lambda a, b: a <= b)
-gt = _nograd(lambda a, b: a > b)
-ge = _nograd(lambda a, b: a >= b)
-eq = _nograd(lambda a, b: a == b)
-ne = _nograd(lambda a, b: a != b)
-logical_not = _nograd(lambda a: ~a.astype(bool))
-isfinite = _nograd(lambda a: B.xp.isfinite(a))
-isnan = _nograd(lambda a: B.xp.isnan(a))
-sign = _nograd(lambda a: B.xp.sign(a))
-floor = _nograd(lambda a: B.xp.floor(a))
-ceil = _nograd(lambda a: B.xp.ceil(a))
-round = _nograd(lambda a: B.xp.round(a))
+lt = _nograd_binary(lambda a, b: a < b)
+le = _nograd_binary(lambda a, b: a <= b)
+gt = _nograd_binary(lambda a, b: a > b)
+ge = _nograd_binary(lambda a, b: a >= b)
+eq = _nograd_binary(lambda a, b: a == b)
+ne = _nograd_binary(lambda a, b: a != b)
+logical_not = _nograd_unary(lambda a: ~a.astype(bool))
+isfinite = _nograd_unary(lambda a: B.xp.isfinite(a))
+isnan = _nograd_unary(lambda a: B.xp.isnan(a))
+sign = _nograd_unary(lambda a: B.xp.sign(a))
+floor = _nograd_unary(lambda a: B.xp.floor(a))
+ceil = _nograd_unary(lambda a: B.xp.ceil(a))
+round = _nograd_unary(lambda a: B.xp.round(a))

@@ -246,19 +246,30 @@ class Prod(Function):
 
 
 class LogSumExp(SaveOutputFunction):
-    """log sum_i exp(a_i), shifted by the maximum so it never overflows.
+    """log sum_i exp(a_i) over ``axes``, shifted by the maximum m so it never overflows:
 
-    Backward: d/da_i = exp(a_i - out), the softmax. An all -inf slice gives -inf
-    (and zero gradient), not NaN.
+        logsumexp(a) = m + log sum_i exp(a_i - m).
+
+    Backward: d/da_i = exp(a_i - out), the softmax. A slice that is all -inf (or empty)
+    gives -inf with a ZERO gradient. PyTorch returns NaN gradients there; zero is the
+    deliberate choice here because fully masked rows (attention, log-mean-exp over
+    impossible events) must not poison a whole batch with NaN.
+    Shapes: (..., n, ...) -> reduced over ``axes`` (kept as size 1 when ``keepdim``).
     """
 
     def forward(self, a, axes, keepdim):
         xp = B.xp
         self.axes, self.keepdim, self.in_shape = axes, keepdim, a.shape
-        m = a.max(axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)
-        with_m = xp.log(xp.exp(a - m).sum(axis=axes, keepdims=True)) + m
-        return with_m if keepdim else with_m.reshape(
+        kept = _keep(a.shape, axes)
+        if a.size == 0:  # an empty reduction: log(0) = -inf, as PyTorch returns
+            out = xp.full(kept, -xp.inf, dtype=a.dtype)
+        else:
+            m = a.max(axis=axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)  # all -inf (or +inf) slices: no shift
+            s = xp.exp(a - m).sum(axis=axes, keepdims=True)
+            # log(0) for all -inf slices, written out so NumPy emits no divide warning
+            out = xp.where(s > 0, xp.log(xp.where(s > 0, s, 1)), -xp.inf).astype(a.dtype) + m
+        return out if keepdim else out.reshape(
             [n for i, n in enumerate(a.shape) if i not in axes])
 
     def backward(self, g):
@@ -267,7 +278,9 @@ class LogSumExp(SaveOutputFunction):
         if not self.keepdim:
             shape = _keep(self.in_shape, self.axes)
             g, out = g.reshape(shape), out.reshape(shape)
-        return g * ew.exp(a - out)
+        # where out = -inf every a_i is -inf: exp(a_i - 0) = 0 instead of exp(nan)
+        safe_out = ew.where(out.data == -B.xp.inf, 0.0, out)
+        return g * ew.exp(a - safe_out)
 
 
 def logsumexp(a, dim=None, keepdim=False):

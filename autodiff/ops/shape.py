@@ -211,7 +211,9 @@ class Gather(Function):
 
     def forward(self, a, dim, index):
         self.dim, self.index, self.in_shape = dim, index, a.shape
-        return B.xp.take_along_axis(a, index, axis=dim)
+        # Explicit index arrays rather than take_along_axis: PyTorch lets ``index`` be
+        # smaller than ``a`` in the other dims, which take_along_axis would broadcast.
+        return a[_along_index(index, dim)]
 
     def backward(self, g):
         return ScatterAddAlong.apply(g, dim=self.dim, index=self.index, shape=self.in_shape)
@@ -237,20 +239,46 @@ def _index_array(index, op):
     return data
 
 
-def gather(a, dim, index):
-    dim = normalize_dim(dim, a.ndim, "gather")
-    idx = _index_array(index, "gather")
+def _check_along(op, a, dim, idx, src=None):
+    """PyTorch's rule: index.size(d) <= a.size(d) for d != dim (and <= src.size(d) for all d)."""
     if idx.ndim != a.ndim:
         raise ValueError(
-            f"gather: index has {idx.ndim} dims but input has {a.ndim} "
+            f"{op}: index has {idx.ndim} dims but input has {a.ndim} "
             f"(shapes {tuple(idx.shape)} and {tuple(a.shape)})")
+    for d, n in enumerate(idx.shape):
+        if (d != dim and n > a.shape[d]) or (src is not None and n > src.shape[d]):
+            raise ValueError(
+                f"{op}: index of shape {tuple(idx.shape)} is larger than input "
+                f"{tuple(a.shape)}" + ("" if src is None else f" or src {tuple(src.shape)}")
+                + f" in dim {d} (dim={dim})")
+
+
+def gather(a, dim, index):
+    """out[i][j][k] = a[i][index[i][j][k]][k] for dim = 1; out has index's shape.
+
+    ``index`` may be smaller than ``a`` in the dims other than ``dim``.
+    """
+    dim = normalize_dim(dim, a.ndim, "gather")
+    idx = _index_array(index, "gather")
+    _check_along("gather", a, dim, idx)
     return Gather.apply(a, dim=dim, index=idx)
 
 
 def scatter_add(a, dim, index, src):
-    """``a`` plus ``src`` scattered along ``dim`` at ``index`` (``torch.scatter_add``)."""
+    """``a`` plus ``src`` scattered along ``dim`` at ``index`` (``torch.scatter_add``).
+
+    out[i][index[i][j][k]][k] += src[i][j][k] for dim = 1; only the leading
+    ``index.shape`` block of ``src`` is used, as in PyTorch. Repeated indices accumulate.
+    """
     dim = normalize_dim(dim, a.ndim, "scatter_add")
     idx = _index_array(index, "scatter_add")
+    if src.ndim != a.ndim:
+        raise ValueError(
+            f"scatter_add: src has shape {tuple(src.shape)}, input {tuple(a.shape)}; "
+            f"they need the same number of dims")
+    _check_along("scatter_add", a, dim, idx, src)
+    if src.shape != idx.shape:
+        src = getitem(src, tuple(slice(0, n) for n in idx.shape))
     return a + ScatterAddAlong.apply(src, dim=dim, index=idx, shape=a.shape)
 
 
