@@ -1,0 +1,376 @@
+"""Convolution primitives: conv2d, its transpose, and its weight gradient, closed under differentiation.
+
+``conv2d`` is PyTorch's (a cross-correlation, NCHW). For input x (N, C, H, W), weight
+w (O, C/G, kh, kw) and G groups, output channel o of group g = o // (O/G) is
+
+    y[n, o, i, j] = sum_{c in group g} sum_{a, b} w[o, c, a, b] x_pad[n, c, i*sh + a*dh, j*sw + b*dw]
+
+with x_pad the zero-padded input. Output size per axis: floor((H + 2p - d(k - 1) - 1) / s) + 1.
+
+Three primitives, each of which is bilinear in its two inputs, so each one's backward is
+made of the other two (Chainer's scheme; Dumoulin & Visin 2016, "A guide to convolution
+arithmetic", section 4, for the transpose):
+
+    Conv2d(x, w) -> y                dx = ConvTranspose2d(gy, w)      dw = Conv2dWeight(x, gy)
+    ConvTranspose2d(gy, w) -> x      dgy = Conv2d(gx, w)              dw = Conv2dWeight(gx, gy)
+    Conv2dWeight(x, gy) -> w         dx = ConvTranspose2d(gy, gw)     dgy = Conv2d(x, gw)
+
+so ``create_graph=True`` gives second (and higher) derivatives through convolutions, as
+WGAN-GP's gradient penalty needs. All three share one geometry (kernel, stride, padding,
+dilation, groups) that describes the forward convolution.
+
+Implementation: pad, a strided window view (im2col, one copy), then one batched matmul
+per call; the transpose scatters columns back with a kh*kw loop of slice-adds (col2im),
+never ``add.at``. With stride 1 the transpose is itself a convolution of the padded
+gradient with the flipped kernel, which is faster (no big column buffer to scatter).
+"""
+from .. import backend as B
+from ..tensor import Function
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
+
+
+# --------------------------------------------------------------------------- geometry
+class _Geom:
+    """Geometry of a 2-D convolution: kernel, stride, ((top, bottom), (left, right)), dilation, groups."""
+
+    __slots__ = ("kernel", "stride", "padding", "dilation", "groups")
+
+    def __init__(self, kernel, stride, padding, dilation, groups):
+        self.kernel, self.stride, self.padding = kernel, stride, padding
+        self.dilation, self.groups = dilation, groups
+
+    def out_size(self, hw):
+        """Output (Ho, Wo) of the convolution for input spatial size ``hw``."""
+        return tuple((n + lo + hi - d * (k - 1) - 1) // s + 1
+                     for n, (lo, hi), k, s, d in zip(hw, self.padding, self.kernel,
+                                                     self.stride, self.dilation))
+
+
+def _pad_or_crop(x, widths):
+    """Zero-pad (positive) or crop (negative) the last two axes by ((top, bottom), (left, right))."""
+    if not any(w for pair in widths for w in pair):
+        return x
+    xp = B.xp
+    (t, b), (l, r) = widths
+    crop = (slice(None), slice(None), slice(max(-t, 0), x.shape[2] - max(-b, 0)),
+            slice(max(-l, 0), x.shape[3] - max(-r, 0)))
+    x = x[crop]
+    t, b, l, r = max(t, 0), max(b, 0), max(l, 0), max(r, 0)
+    if not (t or b or l or r):
+        return x
+    out = xp.zeros(x.shape[:2] + (x.shape[2] + t + b, x.shape[3] + l + r), dtype=x.dtype)
+    out[:, :, t:t + x.shape[2], l:l + x.shape[3]] = x
+    return out
+
+
+def _im2col(x, geom, out_hw):
+    """Columns (N, C, kh, kw, Ho, Wo), contiguous: one copy from a strided window view."""
+    xp = B.xp
+    x = _pad_or_crop(x, geom.padding)
+    (kh, kw), (sh, sw), (dh, dw) = geom.kernel, geom.stride, geom.dilation
+    n, c = x.shape[:2]
+    ho, wo = out_hw
+    s0, s1, s2, s3 = x.strides
+    view = xp.lib.stride_tricks.as_strided(
+        x, shape=(n, c, kh, kw, ho, wo),
+        strides=(s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw))
+    return xp.ascontiguousarray(view)
+
+
+def _col2im(cols, geom, in_hw):
+    """Adjoint of ``_im2col``: add columns (N, C, kh, kw, Ho, Wo) back into (N, C, H, W)."""
+    xp = B.xp
+    (kh, kw), (sh, sw), (dh, dw) = geom.kernel, geom.stride, geom.dilation
+    (pt, pb), (pl, pr) = geom.padding
+    n, c, _, _, ho, wo = cols.shape
+    # The padded extent the forward read; a negative bottom/right pad (output_padding of a
+    # transposed convolution) means rows the forward never read: they get zeros back.
+    out = xp.zeros((n, c, in_hw[0] + pt + pb, in_hw[1] + pl + pr), dtype=cols.dtype)
+    for a in range(kh):
+        rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
+        for b in range(kw):
+            out[:, :, rows, b * dw:b * dw + sw * (wo - 1) + 1:sw] += cols[:, :, a, b]
+    return _pad_or_crop(out, ((-pt, -pb), (-pl, -pr)))
+
+
+def _conv_raw(x, w, geom):
+    """Forward convolution on arrays: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
+    xp = B.xp
+    g = geom.groups
+    n = x.shape[0]
+    o = w.shape[0]
+    ho, wo = geom.out_size(x.shape[2:])
+    cols = _im2col(x, geom, (ho, wo))
+    cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, Cg*kh*kw, L)
+    y = xp.matmul(w.reshape(g, o // g, -1), cols)     # (N, G, Og, L)
+    return y.reshape(n, o, ho, wo)
+
+
+def _flipped_transposed_weight(w, groups):
+    """(O, C/G, kh, kw) -> (C, O/G, kh, kw) with the kernel rotated by 180 degrees."""
+    o, cg, kh, kw = w.shape
+    wg = w.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    return wg[..., ::-1, ::-1].reshape(groups * cg, o // groups, kh, kw)
+
+
+def _conv_transpose_raw(gy, w, geom, in_hw):
+    """Adjoint of ``_conv_raw`` in x: gy (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W)."""
+    xp = B.xp
+    g = geom.groups
+    n, o, ho, wo = gy.shape
+    cg, kh, kw = w.shape[1:]
+    if geom.stride == (1, 1):
+        # x-grad[h] = sum_a gy[h + p_top - a d] w[a]: a stride-1 correlation of gy, padded by
+        # d(k - 1) - p on each side (cropped where negative), with the flipped kernel.
+        widths = tuple((d * (k - 1) - lo, d * (k - 1) - hi)
+                       for k, d, (lo, hi) in zip(geom.kernel, geom.dilation, geom.padding))
+        flipped = _flipped_transposed_weight(w, g)
+        back = _Geom(geom.kernel, (1, 1), widths, geom.dilation, g)
+        return _conv_raw(gy, xp.ascontiguousarray(flipped), back)
+    cols = xp.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1),
+                     gy.reshape(n, g, o // g, ho * wo))           # (N, G, Cg*kh*kw, L)
+    return _col2im(cols.reshape(n, g * cg, kh, kw, ho, wo), geom, in_hw)
+
+
+def _conv_weight_raw(x, gy, geom, cols=None):
+    """Adjoint of ``_conv_raw`` in w: sum over n, i, j of gy x-windows -> (O, C/G, kh, kw)."""
+    xp = B.xp
+    g = geom.groups
+    n, o, ho, wo = gy.shape
+    if cols is None:
+        cols = _im2col(x, geom, (ho, wo))
+    c = cols.shape[1]
+    cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, K, L)
+    gw = xp.matmul(gy.reshape(n, g, o // g, ho * wo), cols.transpose(0, 1, 3, 2))
+    return gw.sum(axis=0).reshape((o, c // g) + tuple(geom.kernel))
+
+
+# --------------------------------------------------------------------------- primitives
+class Conv2d(Function):
+    """y = conv2d(x, w) without bias; see the module docstring."""
+
+    def forward(self, x, w, geom):
+        self.geom = geom
+        return _conv_raw(x, w, geom)
+
+    def backward(self, g):
+        x, w = self.inputs
+        gx = gw = None
+        if x.requires_grad:
+            gx = ConvTranspose2d.apply(g, w, geom=self.geom, in_hw=x.shape[2:])
+        if w.requires_grad:
+            gw = Conv2dWeight.apply(x, g, geom=self.geom)
+        return gx, gw
+
+
+class ConvTranspose2d(Function):
+    """x = A_w^T gy: the adjoint in x of ``Conv2d`` with weight w, giving spatial size in_hw."""
+
+    def forward(self, gy, w, geom, in_hw):
+        self.geom = geom
+        return _conv_transpose_raw(gy, w, geom, tuple(in_hw))
+
+    def backward(self, g):
+        gy, w = self.inputs
+        ggy = gw = None
+        if gy.requires_grad:
+            ggy = Conv2d.apply(g, w, geom=self.geom)
+        if w.requires_grad:
+            gw = Conv2dWeight.apply(g, gy, geom=self.geom)
+        return ggy, gw
+
+
+class Conv2dWeight(Function):
+    """w-gradient of ``Conv2d``: bilinear in (x, gy), shape (O, C/G, kh, kw)."""
+
+    def forward(self, x, gy, geom):
+        self.geom = geom
+        return _conv_weight_raw(x, gy, geom)
+
+    def backward(self, g):
+        x, gy = self.inputs
+        gx = ggy = None
+        if x.requires_grad:
+            gx = ConvTranspose2d.apply(gy, g, geom=self.geom, in_hw=x.shape[2:])
+        if gy.requires_grad:
+            ggy = Conv2d.apply(x, g, geom=self.geom)
+        return gx, ggy
+
+
+# --------------------------------------------------------------------------- argument parsing
+def _pair(v, name, op):
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(i) for i in v)
+    if len(v) == 1:
+        return v * 2
+    if len(v) != 2:
+        raise ValueError(f"{op}: {name} must be an int or a pair, got {v}")
+    return v
+
+
+def _check_positive(v, name, op):
+    if any(i <= 0 for i in v):
+        raise ValueError(f"{op}: {name} must be positive, got {v}")
+
+
+def _check_conv_shapes(x, w, groups, op, transposed=False):
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D input (N, C, H, W), got shape {tuple(x.shape)}")
+    if w.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D weight, got shape {tuple(w.shape)}")
+    if not isinstance(groups, int) or groups <= 0:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    c = x.shape[1]
+    if transposed:
+        if w.shape[0] != c:
+            raise ValueError(
+                f"{op}: input of shape {tuple(x.shape)} has {c} channels, but the weight of "
+                f"shape {tuple(w.shape)} expects {w.shape[0]} (weight is (C_in, C_out/groups, kh, kw))")
+        if c % groups:
+            raise ValueError(f"{op}: input channels {c} are not divisible by groups={groups}")
+    else:
+        if c != w.shape[1] * groups:
+            raise ValueError(
+                f"{op}: input of shape {tuple(x.shape)} has {c} channels, but the weight of "
+                f"shape {tuple(w.shape)} with groups={groups} expects {w.shape[1] * groups}")
+        if w.shape[0] % groups:
+            raise ValueError(
+                f"{op}: weight of shape {tuple(w.shape)} has {w.shape[0]} output channels, "
+                f"not divisible by groups={groups}")
+    if x.dtype != w.dtype:
+        raise TypeError(f"{op}: input dtype {x.dtype} and weight dtype {w.dtype} differ")
+
+
+def _add_bias(y, bias, op):
+    if bias is None:
+        return y
+    if bias.ndim != 1 or bias.shape[0] != y.shape[1]:
+        raise ValueError(
+            f"{op}: bias of shape {tuple(bias.shape)} does not match the {y.shape[1]} output "
+            f"channels (expected shape ({y.shape[1]},))")
+    return y + bias.reshape(1, -1, 1, 1)
+
+
+def _same_padding(kernel, dilation):
+    """torch's padding='same': total d(k - 1), the odd extra one on the bottom/right."""
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+                 for k, d in zip(kernel, dilation))
+
+
+# --------------------------------------------------------------------------- public functions
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, ``torch.nn.functional.conv2d``.
+
+    :param input: (N, C, H, W).
+    :param weight: (O, C/groups, kh, kw).
+    :param bias: (O,) or None.
+    :param padding: int, pair, ``'valid'`` (0) or ``'same'`` (stride 1; output size = input
+        size; for even effective kernels the extra zero goes bottom/right, as in PyTorch).
+    :return: (N, O, Ho, Wo), Ho = floor((H + 2 ph - dh (kh - 1) - 1) / sh) + 1.
+    """
+    op = "conv2d"
+    _check_conv_shapes(input, weight, groups, op)
+    kernel = tuple(weight.shape[2:])
+    stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    _check_positive(stride, "stride", op)
+    _check_positive(dilation, "dilation", op)
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = ((0, 0), (0, 0))
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{op}: padding='same' is not supported for strided "
+                                 f"convolutions (stride={stride})")
+            pads = _same_padding(kernel, dilation)
+        else:
+            raise ValueError(f"{op}: padding string must be 'same' or 'valid', got {padding!r}")
+    else:
+        ph, pw = _pair(padding, "padding", op)
+        if ph < 0 or pw < 0:
+            raise ValueError(f"{op}: negative padding {(ph, pw)}")
+        pads = ((ph, ph), (pw, pw))
+    geom = _Geom(kernel, stride, pads, dilation, groups)
+    ho, wo = geom.out_size(input.shape[2:])
+    if ho <= 0 or wo <= 0:
+        raise ValueError(
+            f"{op}: input of shape {tuple(input.shape)} (padded by {pads}) is smaller than the "
+            f"dilated kernel {tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))}")
+    return _add_bias(Conv2d.apply(input, weight, geom=geom), bias, op)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution, ``torch.nn.functional.conv_transpose2d``.
+
+    The adjoint (in its input) of conv2d with the same weight, stride, padding and dilation:
+    what conv2d's input gradient is.
+
+    :param input: (N, C_in, H, W).
+    :param weight: (C_in, C_out/groups, kh, kw).
+    :return: (N, C_out, Ho, Wo), Ho = (H - 1) sh - 2 ph + dh (kh - 1) + output_padding + 1.
+    """
+    op = "conv_transpose2d"
+    _check_conv_shapes(input, weight, groups, op, transposed=True)
+    kernel = tuple(weight.shape[2:])
+    stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    _check_positive(stride, "stride", op)
+    _check_positive(dilation, "dilation", op)
+    ph, pw = _pair(padding, "padding", op)
+    oph, opw = _pair(output_padding, "output_padding", op)
+    if ph < 0 or pw < 0 or oph < 0 or opw < 0:
+        raise ValueError(f"{op}: negative padding {(ph, pw)} or output_padding {(oph, opw)}")
+    for opad, s, d in zip((oph, opw), stride, dilation):
+        if opad >= s and opad >= d:
+            raise ValueError(
+                f"{op}: output_padding {(oph, opw)} must be smaller than either stride "
+                f"{stride} or dilation {dilation}")
+    out_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + opad + 1 for n, s, p, d, k, opad in zip(
+        input.shape[2:], stride, (ph, pw), dilation, kernel, (oph, opw)))
+    if min(out_hw) <= 0:
+        raise ValueError(f"{op}: output size {out_hw} is not positive for input of shape "
+                         f"{tuple(input.shape)} and padding {(ph, pw)}")
+    # output_padding extends the bottom/right: the adjoint conv2d reads that input with
+    # padding (p, p - output_padding), which keeps its output size equal to H exactly.
+    geom = _Geom(kernel, stride, ((ph, ph - oph), (pw, pw - opw)), dilation, groups)
+    return _add_bias(ConvTranspose2d.apply(input, weight, geom=geom, in_hw=out_hw), bias, op)
+
+
+def _check_3d(input, weight, op):
+    if input.ndim != 3:
+        raise ValueError(f"{op}: expected a 3-D input (N, C, L), got shape {tuple(input.shape)}")
+    if weight.ndim != 3:
+        raise ValueError(f"{op}: expected a 3-D weight, got shape {tuple(weight.shape)}")
+
+
+def _single(v):
+    return v if isinstance(v, (int, str)) else int(tuple(v)[0])
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation, ``torch.nn.functional.conv1d``: conv2d on a height-1 view.
+
+    :param input: (N, C, L); weight (O, C/groups, k); bias (O,) or None.
+    :return: (N, O, Lo), Lo = floor((L + 2 p - d (k - 1) - 1) / s) + 1.
+    """
+    _check_3d(input, weight, "conv1d")
+    padding = _single(padding)
+    pad2 = padding if isinstance(padding, str) else (0, padding)
+    y = conv2d(input.unsqueeze(2), weight.unsqueeze(2), bias, (1, _single(stride)), pad2,
+               (1, _single(dilation)), groups)
+    return y.squeeze(2)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """1-D transposed convolution, ``torch.nn.functional.conv_transpose1d`` (height-1 conv_transpose2d).
+
+    :param input: (N, C_in, L); weight (C_in, C_out/groups, k).
+    :return: (N, C_out, (L - 1) s - 2 p + d (k - 1) + output_padding + 1).
+    """
+    _check_3d(input, weight, "conv_transpose1d")
+    y = conv_transpose2d(input.unsqueeze(2), weight.unsqueeze(2), bias, (1, _single(stride)),
+                         (0, _single(padding)), (0, _single(output_padding)), groups,
+                         (1, _single(dilation)))
+    return y.squeeze(2)
