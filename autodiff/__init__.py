@@ -41,3 +41,7 @@ float = float32
 double = float64
 
 __version__ = "0.1.0"
+
+# Linear algebra: einsum and torch's top-level names; the rest under autodiff.linalg.
+from .ops.linalg import einsum, det, slogdet, logdet, inv as inverse  # noqa: E402
+from . import linalg  # noqa: E402

@@ -68,6 +68,7 @@ _BINDINGS = {
     "gather": sh.gather, "scatter_add": sh.scatter_add, "index_select": sh.index_select,
     "split": sh.split, "chunk": sh.chunk, "unbind": sh.unbind, "flip": sh.flip, "roll": sh.roll,
     "masked_fill": sh.masked_fill, "tril": sh.tril, "triu": sh.triu, "diagonal": sh.diagonal,
+    "det": la.det, "slogdet": la.slogdet, "logdet": la.logdet, "inverse": la.inv,
 }
 
 
