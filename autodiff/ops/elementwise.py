@@ -27,6 +27,19 @@ def _pair(a, b):
     return a, b
 
 
+def _raise_if_not_broadcastable(op, a, b):
+    """Replace NumPy's broadcasting error by one that names the op and both shapes.
+
+    Called only after a forward failed (a try block costs nothing on the hot path).
+    """
+    try:
+        B.numpy.broadcast_shapes(a.shape, b.shape)  # shape arithmetic only, on the host
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be broadcast "
+            f"together") from None
+
+
 # --------------------------------------------------------------------------- arithmetic
 class Add(Function):
     def forward(self, a, b):
@@ -146,25 +159,45 @@ def _float_tensor_and_number(a, b):
 def add(a, b):
     if _float_tensor_and_number(a, b):
         return AddScalar.apply(a, c=b)
-    return Add.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Add.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("add", a, b)
+        raise
 
 
 def sub(a, b):
     if _float_tensor_and_number(a, b):
         return AddScalar.apply(a, c=-b)
-    return Sub.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Sub.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("sub", a, b)
+        raise
 
 
 def mul(a, b):
     if _float_tensor_and_number(a, b):
         return MulScalar.apply(a, c=b)
-    return Mul.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Mul.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("mul", a, b)
+        raise
 
 
 def div(a, b):
     if _float_tensor_and_number(a, b):
         return DivScalar.apply(a, c=b)
-    return Div.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Div.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("div", a, b)
+        raise
 
 
 def neg(a):
@@ -177,7 +210,12 @@ def pow(a, b):
         if a.data.dtype.kind in "iu" and isinstance(b, float):
             a = astype(a, B.get_default_dtype())
         return PowScalar.apply(a, p=b)
-    return Pow.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Pow.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("pow", a, b)
+        raise
 
 
 def square(a):
@@ -438,11 +476,21 @@ def leaky_relu(a, negative_slope=0.01):
 
 
 def maximum(a, b):
-    return Maximum.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Maximum.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("maximum", a, b)
+        raise
 
 
 def minimum(a, b):
-    return Minimum.apply(*_pair(a, b))
+    a, b = _pair(a, b)
+    try:
+        return Minimum.apply(a, b)
+    except ValueError:
+        _raise_if_not_broadcastable("minimum", a, b)
+        raise
 
 
 def where(condition, a, b):
