@@ -45,3 +45,5 @@ __version__ = "0.1.0"
 # Linear algebra: einsum and torch's top-level names; the rest under autodiff.linalg.
 from .ops.linalg import einsum, det, slogdet, logdet, inv as inverse  # noqa: E402
 from . import linalg  # noqa: E402
+from . import optim  # noqa: E402  (optimisers, schedules, clipping, EMA)
+from .serialization import save, load  # noqa: E402
