@@ -39,7 +39,7 @@ def const(array):
 
 def normalize_dim(dim, ndim, op):
     """A dimension index in range(ndim), with a clear error naming the op."""
-    if not -ndim <= dim < max(ndim, 1):
+    if not -max(ndim, 1) <= dim < max(ndim, 1):  # a 0-d tensor takes 0 and -1, as in PyTorch
         raise IndexError(
             f"{op}: dimension {dim} out of range for a tensor with {ndim} dimensions")
     return dim % ndim if ndim else 0
