@@ -75,11 +75,11 @@ class MatMul(Function):
         # same to the gradient so the matrix rule applies unchanged.
         a2 = sh.unsqueeze(a, 0) if a.ndim == 1 else a      # (.., m, k)
         b2 = sh.unsqueeze(b, -1) if b.ndim == 1 else b     # (.., k, n)
-        g2 = g
-        if a.ndim == 1:
-            g2 = sh.unsqueeze(g2, -2)
+        g2 = g  # restore n first, then m: for vector @ vector g is 0-d
         if b.ndim == 1:
             g2 = sh.unsqueeze(g2, -1)
+        if a.ndim == 1:
+            g2 = sh.unsqueeze(g2, -2)
         ga = gb = None
         if a.requires_grad:
             ga = MatMul.apply(g2, _mT(b2))
@@ -323,7 +323,7 @@ def _linalg_call(op, fn, *arrays, failure):
     try:
         return fn(*arrays)
     except B.numpy.linalg.LinAlgError as exc:
-        shapes = " and ".join(str(tuple(a.shape)) for a in arrays)
+        shapes = " and ".join(str(tuple(a.shape)) for a in arrays if hasattr(a, "shape"))
         raise LinAlgError(f"{op}: {failure} (input shape {shapes}; {exc})") from None
 
 
