@@ -358,7 +358,12 @@ class Det(SaveOutputFunction):
     def backward(self, g):
         a = self.inputs[0]
         d = self.saved_output()
-        return sh.unsqueeze(sh.unsqueeze(g * d, -1), -1) * _mT(Inv.apply(a))
+        try:
+            a_inv = Inv.apply(a)
+        except LinAlgError:
+            raise LinAlgError(f"det backward: the gradient at a singular matrix (shape "
+                              f"{_shape(a)}) is not supported (it needs A^-1)") from None
+        return sh.unsqueeze(sh.unsqueeze(g * d, -1), -1) * _mT(a_inv)
 
 
 def det(A):

@@ -98,8 +98,7 @@ EINSUM_CASES = [
 def test_einsum_value_and_gradients(equation, shapes):
     ops = [leaf(RNG.standard_normal(s)) for s in shapes]
     out = autodiff.einsum(equation, *ops)
-    expected = np.einsum(equation, *[np.broadcast_to(o.numpy(), o.shape) for o in ops]) \
-        if "ij,j->ij" != equation else ops[0].numpy() * ops[1].numpy()
+    expected = np.einsum(equation, *[o.numpy() for o in ops])
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
     gradcheck(lambda *xs: autodiff.einsum(equation, *xs), ops)
 
@@ -294,6 +293,22 @@ def test_score_matching_style_second_derivative():
         return (gx * gx).sum()
 
     gradcheck(penalty, [A, x], second_order=False)
+
+
+# --------------------------------------------------------------------------- empty dims
+@pytest.mark.parametrize("a_shape,b_shape", [((0, 0), (0, 2)), ((3, 3), (3, 0)),
+                                             ((0, 3, 3), (0, 3, 1)), ((2, 2), (0, 2, 1))])
+def test_empty_dimensions(a_shape, b_shape):
+    eye = np.eye(a_shape[-1])
+    A, Bm = leaf(np.zeros(a_shape) + eye), leaf(np.ones(b_shape))
+    S = leaf(np.zeros(a_shape) + eye)
+    outs = [linalg.solve(A, Bm), linalg.solve_triangular(A, Bm, upper=True), linalg.inv(A),
+            linalg.cholesky(S), linalg.det(A), linalg.slogdet(A)[1]]
+    for out in outs:
+        for x, g in zip([A, Bm, S], autodiff.grad(out.sum(), [A, Bm, S])):
+            assert g is None or g.shape == x.shape
+    # det of a 0x0 matrix is 1 (the empty product), as in NumPy and PyTorch
+    np.testing.assert_array_equal(linalg.det(leaf(np.zeros((2, 0, 0)))).numpy(), [1.0, 1.0])
 
 
 # --------------------------------------------------------------------------- errors

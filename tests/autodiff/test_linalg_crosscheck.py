@@ -97,6 +97,8 @@ EINSUM_CASES = [
     ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
     ("b...,b...->b", [(3, 2, 2), (3, 2, 2)]),
     ("...", [(2, 3)]),
+    ("ij,j->ij", [(3, 1), (4,)]),   # a size-1 dim broadcasts against 4
+    ("ij,jk->ik", [(0, 3), (3, 2)]),  # an empty dim
 ]
 
 
