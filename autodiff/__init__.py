@@ -10,7 +10,7 @@ PyTorch's names, so the two read side by side::
     y.backward()                      # x.grad holds sigmoid(x)
     (g,) = autodiff.grad(y, [x], create_graph=True)   # differentiable gradient
 """
-import numpy as _host_numpy  # dtype objects only (float32, ...), identical on both backends
+import numpy as _host_numpy  # host-side: dtype objects only (float32, ...), identical on both backends
 
 from . import backend
 from .backend import (set_backend, get_backend, set_default_dtype, get_default_dtype,
