@@ -26,7 +26,7 @@ import string
 
 from .. import backend as B
 from ..tensor import Function, SaveOutputFunction, Tensor
-from ._util import const
+from ._util import as_tensor_like, const
 from . import elementwise as ew
 from . import reduce as rd
 from . import shape as sh
@@ -98,7 +98,12 @@ def matmul(a, b):
 
     (n,) @ (n,) -> (); (m, n) @ (n,) -> (m,); (n,) @ (*, n, p) -> (*, p);
     (*a, m, n) @ (*b, n, p) -> (broadcast(*a, *b), m, p).
+    A non-Tensor operand (an array, nested lists) becomes a constant of the other's dtype.
     """
+    if not isinstance(a, Tensor):
+        a = as_tensor_like(a, b)
+    elif not isinstance(b, Tensor):
+        b = as_tensor_like(b, a)
     return MatMul.apply(a, b)
 
 
@@ -440,15 +445,18 @@ def solve(A, B_, left=True):
     """
     _check_square(A, "solve")
     vector = _is_vector_rhs(A, B_)
+    if vector and not left:
+        raise ValueError(f"solve: B of shape {_shape(B_)} is a vector right-hand side, which "
+                         f"left=False (X A = B) does not accept; pass B as (*, k, n)")
     Bm = sh.unsqueeze(B_, -1) if vector else B_
     if Bm.ndim < 2:
         raise ValueError(f"solve: B must have at least one dimension, got shape {_shape(B_)}")
     n = A.shape[-1]
-    rows = Bm.shape[-2] if left or vector else Bm.shape[-1]
+    rows = Bm.shape[-2] if left else Bm.shape[-1]
     if rows != n:
         raise ValueError(f"solve: A has shape {_shape(A)} but B has shape {_shape(B_)}; "
-                         f"B needs {n} {'rows' if left or vector else 'columns'}")
-    if not left and not vector:
+                         f"B needs {n} {'rows' if left else 'columns'}")
+    if not left:
         # X A = B  <=>  A^T X^T = B^T
         return _mT(solve(_mT(A), _mT(Bm)))
     if A.ndim > 2:

@@ -65,6 +65,15 @@ def test_matmul_gradients_broadcast_and_vectors(ba, bb, m, k, n, vec_a, vec_b, d
     gradcheck(matmul, [a, b])
 
 
+def test_matmul_with_array_operand():
+    a = leaf(RNG.standard_normal((2, 3)))
+    m = RNG.standard_normal((3, 2))
+    np.testing.assert_allclose((a @ m).numpy(), a.numpy() @ m, rtol=1e-14)
+    np.testing.assert_allclose((m @ a).numpy(), m @ a.numpy(), rtol=1e-14)
+    (g,) = autodiff.grad((m @ a).sum(), [a])
+    np.testing.assert_allclose(g.numpy(), m.T @ np.ones((3, 3)), rtol=1e-14)
+
+
 def test_matmul_shape_error_names_shapes():
     with pytest.raises(ValueError, match=r"matmul.*\(3, 4\).*\(5, 2\)"):
         matmul(leaf(np.ones((3, 4))), leaf(np.ones((5, 2))))
@@ -338,6 +347,8 @@ def test_solve_shape_errors():
         linalg.solve(leaf(np.eye(3)), leaf(np.ones((4, 2))))
     with pytest.raises(ValueError, match=r"solve_triangular: B must be a matrix"):
         linalg.solve_triangular(leaf(np.eye(3)), leaf(np.ones(3)), upper=True)
+    with pytest.raises(ValueError, match="vector right-hand side.*left=False"):
+        linalg.solve(leaf(np.eye(3)), leaf(np.ones(3)), left=False)
     with pytest.raises(ValueError, match="solve: batch dimensions"):
         linalg.solve(leaf(np.ones((2, 3, 3))), leaf(np.ones((4, 3, 1))))
 
