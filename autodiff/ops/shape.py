@@ -261,7 +261,10 @@ def gather(a, dim, index):
     dim = normalize_dim(dim, a.ndim, "gather")
     idx = _index_array(index, "gather")
     _check_along("gather", a, dim, idx)
-    return Gather.apply(a, dim=dim, index=idx)
+    try:
+        return Gather.apply(a, dim=dim, index=idx)
+    except IndexError as exc:  # NumPy checks bounds (CuPy wraps around, as its indexing does)
+        raise IndexError(f"gather along dim {dim} of shape {tuple(a.shape)}: {exc}") from None
 
 
 def scatter_add(a, dim, index, src):
@@ -279,7 +282,11 @@ def scatter_add(a, dim, index, src):
     _check_along("scatter_add", a, dim, idx, src)
     if src.shape != idx.shape:
         src = getitem(src, tuple(slice(0, n) for n in idx.shape))
-    return a + ScatterAddAlong.apply(src, dim=dim, index=idx, shape=a.shape)
+    try:
+        return a + ScatterAddAlong.apply(src, dim=dim, index=idx, shape=a.shape)
+    except IndexError as exc:
+        raise IndexError(
+            f"scatter_add along dim {dim} of shape {tuple(a.shape)}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- concatenate
@@ -348,6 +355,9 @@ def split(a, split_size_or_sections, dim=0):
 
 
 def chunk(a, chunks, dim=0):
+    """At most ``chunks`` pieces of size ceil(n / chunks) along ``dim`` (``torch.chunk``)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: the number of chunks must be positive, got {chunks}")
     dim = normalize_dim(dim, a.ndim, "chunk")
     n = a.shape[dim]
     step = -(-n // chunks) if n else 1
@@ -469,7 +479,11 @@ def triu(a, diagonal=0):
 def diagonal(a, offset=0, dim1=0, dim2=1):
     """The diagonal of dims (dim1, dim2), placed last, as ``torch.diagonal``."""
     xp = B.xp
-    moved = movedim(a, (dim1, dim2), (-2, -1))
+    d1, d2 = normalize_dim(dim1, a.ndim, "diagonal"), normalize_dim(dim2, a.ndim, "diagonal")
+    if d1 == d2:
+        raise ValueError(f"diagonal: dim1 and dim2 must differ, got {dim1} and {dim2} "
+                         f"for shape {tuple(a.shape)}")
+    moved = movedim(a, (d1, d2), (-2, -1))
     n, m = moved.shape[-2], moved.shape[-1]
     if offset >= 0:
         length = max(min(n, m - offset), 0)
