@@ -103,7 +103,9 @@ def _conv_raw(x, w, geom):
     ho, wo = geom.out_size(x.shape[2:])
     cols = _im2col(x, geom, (ho, wo))
     cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, Cg*kh*kw, L)
-    y = xp.matmul(w.reshape(g, o // g, -1), cols)     # (N, G, Og, L)
+    # Contiguous operands keep matmul on BLAS (a broadcast or transposed view falls back
+    # to NumPy's slow loop, ~40x slower).
+    y = xp.matmul(xp.ascontiguousarray(w).reshape(g, o // g, -1), cols)   # (N, G, Og, L)
     return y.reshape(n, o, ho, wo)
 
 
@@ -128,8 +130,8 @@ def _conv_transpose_raw(gy, w, geom, in_hw):
         flipped = _flipped_transposed_weight(w, g)
         back = _Geom(geom.kernel, (1, 1), widths, geom.dilation, g)
         return _conv_raw(gy, xp.ascontiguousarray(flipped), back)
-    cols = xp.matmul(w.reshape(g, o // g, -1).transpose(0, 2, 1),
-                     gy.reshape(n, g, o // g, ho * wo))           # (N, G, Cg*kh*kw, L)
+    cols = xp.matmul(xp.ascontiguousarray(w.reshape(g, o // g, -1).transpose(0, 2, 1)),
+                     xp.ascontiguousarray(gy).reshape(n, g, o // g, ho * wo))  # (N, G, Cg*kh*kw, L)
     return _col2im(cols.reshape(n, g * cg, kh, kw, ho, wo), geom, in_hw)
 
 
@@ -142,7 +144,8 @@ def _conv_weight_raw(x, gy, geom, cols=None):
         cols = _im2col(x, geom, (ho, wo))
     c = cols.shape[1]
     cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, K, L)
-    gw = xp.matmul(gy.reshape(n, g, o // g, ho * wo), cols.transpose(0, 1, 3, 2))
+    gw = xp.matmul(xp.ascontiguousarray(gy).reshape(n, g, o // g, ho * wo),
+                   cols.transpose(0, 1, 3, 2))
     return gw.sum(axis=0).reshape((o, c // g) + tuple(geom.kernel))
 
 
