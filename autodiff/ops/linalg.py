@@ -22,6 +22,7 @@ Numerical failures (a singular matrix, a matrix that is not positive-definite) r
 them without a device-to-host synchronisation, which the hot path avoids: there a
 failed factorisation shows up as NaN/Inf (``autodiff.detect_anomaly()`` names the op).
 """
+import functools
 import string
 
 from .. import backend as B
@@ -134,8 +135,14 @@ class Einsum(Function):
             for c, n in zip(s, a.shape):
                 self.sizes[c] = n
         equation = ",".join(subs) + "->" + out
-        # optimize=True lets NumPy/CuPy reorder contractions and call BLAS (tensordot).
-        return B.xp.einsum(equation, *arrays, optimize=len(arrays) > 1)
+        # optimize=True lets NumPy/CuPy reorder contractions and call BLAS (tensordot,
+        # matmul); planning costs ~50 us, 10x a small einsum, so small two-operand
+        # products (a naive loop of < 2^14 steps) skip it.
+        work = 1
+        for n in self.sizes.values():
+            work *= n
+        optimize = len(arrays) > 2 or (len(arrays) == 2 and work >= 1 << 14)
+        return B.xp.einsum(equation, *arrays, optimize=optimize)
 
     def backward(self, g):
         return tuple(self._grad(i, g) if x.requires_grad else None
@@ -243,6 +250,35 @@ def _canonical_equation(equation, shapes):
     return subs, out
 
 
+@functools.lru_cache(maxsize=1024)
+def _einsum_plan(equation, shapes):
+    """(canonical input subscripts, output subscripts, per operand the shape to squeeze
+    it to or None), validated; cached because parsing costs more than a small einsum."""
+    subs, out = _canonical_equation(equation, shapes)
+    sizes = {}
+    for i, (s, shape) in enumerate(zip(subs, shapes)):
+        for c, n in zip(s, shape):
+            if s.count(c) > 1 and len({shape[k] for k, d in enumerate(s) if d == c}) > 1:
+                raise ValueError(f"einsum: '{equation}': subscript {c!r} is repeated in "
+                                 f"operand {i} of shape {shape} over dimensions of "
+                                 f"different sizes")
+            sizes.setdefault(c, set()).add(n)
+    for c, ns in sizes.items():
+        if len(ns - {1}) > 1:
+            detail = ", ".join(f"operand {i} {shape}" for i, shape in enumerate(shapes))
+            raise ValueError(f"einsum: '{equation}': a subscript has sizes {sorted(ns)} in "
+                             f"different places ({detail}); sizes must match or be 1")
+    # A size-1 dimension that broadcasts against a larger one is squeezed away (a
+    # reshape), so the primitive never broadcasts and its gradient needs no unbroadcast.
+    squeezed = []
+    for i, (s, shape) in enumerate(zip(subs, shapes)):
+        drop = [k for k, c in enumerate(s) if shape[k] == 1 and sizes[c] - {1}]
+        squeezed.append(tuple(n for k, n in enumerate(shape) if k not in drop) if drop else None)
+        if drop:
+            subs[i] = "".join(c for k, c in enumerate(s) if k not in drop)
+    return tuple(subs), out, tuple(squeezed)
+
+
 def einsum(equation, *operands):
     """Einstein summation, ``torch.einsum(equation, *operands)``.
 
@@ -260,30 +296,10 @@ def einsum(equation, *operands):
     for i, t in enumerate(operands):
         if not isinstance(t, Tensor):
             raise TypeError(f"einsum: operand {i} is a {type(t).__name__}, not a Tensor")
-    subs, out = _canonical_equation(equation, [_shape(t) for t in operands])
-    sizes = {}
-    for i, (s, t) in enumerate(zip(subs, operands)):
-        for c, n in zip(s, t.shape):
-            if s.count(c) > 1 and len({t.shape[k] for k, d in enumerate(s) if d == c}) > 1:
-                raise ValueError(f"einsum: '{equation}': subscript {c!r} is repeated in "
-                                 f"operand {i} of shape {tuple(t.shape)} over dimensions of "
-                                 f"different sizes")
-            sizes.setdefault(c, set()).add(n)
-    for c, ns in sizes.items():
-        big = ns - {1}
-        if len(big) > 1:
-            detail = ", ".join(f"operand {i} {tuple(t.shape)}" for i, t in enumerate(operands))
-            raise ValueError(f"einsum: '{equation}': a subscript has sizes {sorted(ns)} in "
-                             f"different places ({detail}); sizes must match or be 1")
-    # A size-1 dimension that broadcasts against a larger one is squeezed away (a
-    # reshape), so the primitive never broadcasts and its gradient needs no unbroadcast.
-    operands = list(operands)
-    for i, (s, t) in enumerate(zip(subs, operands)):
-        drop = [k for k, c in enumerate(s) if t.shape[k] == 1 and sizes[c] - {1}]
-        if drop:
-            operands[i] = sh.reshape(t, tuple(n for k, n in enumerate(t.shape) if k not in drop))
-            subs[i] = "".join(c for k, c in enumerate(s) if k not in drop)
-    return Einsum.apply(*operands, subs=tuple(subs), out=out)
+    subs, out, squeezed = _einsum_plan(equation, tuple(_shape(t) for t in operands))
+    operands = [t if shape is None else sh.reshape(t, shape)
+                for t, shape in zip(operands, squeezed)]
+    return Einsum.apply(*operands, subs=subs, out=out)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -489,7 +505,8 @@ def _solve_triangular_array(a, b, upper, unitriangular):
         if B.name == "cupy":
             from cupyx.scipy.linalg import solve_triangular as tri_solve
         else:
-            from scipy.linalg import solve_triangular as tri_solve  # host NumPy arrays
+            # NumPy backend: the arrays are host arrays already, so SciPy (host) applies.
+            from scipy.linalg import solve_triangular as tri_solve
         rhs = _fold(b) if b.ndim > 2 else b
         x = tri_solve(a, rhs, lower=not upper, unit_diagonal=unitriangular, check_finite=False)
         x = x.astype(a.dtype, copy=False)
