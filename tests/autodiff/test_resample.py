@@ -28,16 +28,18 @@ def test_interpolate_gradcheck(kw):
 
 def test_nearest_follows_the_float32_floor_rule():
     """src = min(floor(float32(dst) * float32(in / out)), in - 1) (PyTorch's legacy 'nearest')."""
-    for n_in in range(1, 12):
-        for n_out in range(1, 30):
-            x = autodiff.tensor(np.arange(n_in, dtype=np.float64).reshape(1, 1, n_in, 1))
-            got = interpolate(x, size=(n_out, 1)).numpy().ravel()
-            if n_out == 2 * n_in:
-                expect = np.arange(n_out) // 2
-            else:
-                scale = np.float32(n_in) / np.float32(n_out)
-                expect = np.minimum(np.floor(np.arange(n_out, dtype=np.float32) * scale), n_in - 1)
-            np.testing.assert_array_equal(got, expect, err_msg=f"{n_in} -> {n_out}")
+    # (2, 82), (2, 94), (3, 123), (6, 74): float32 and float64 arithmetic give different indices.
+    pairs = [(i, o) for i in range(1, 12) for o in range(1, 30)] + [(2, 82), (2, 94), (3, 123),
+                                                                     (6, 74)]
+    for n_in, n_out in pairs:
+        x = autodiff.tensor(np.arange(n_in, dtype=np.float64).reshape(1, 1, n_in, 1))
+        got = interpolate(x, size=(n_out, 1)).numpy().ravel()
+        if n_out == 2 * n_in:
+            expect = np.arange(n_out) // 2
+        else:
+            scale = np.float32(n_in) / np.float32(n_out)
+            expect = np.minimum(np.floor(np.arange(n_out, dtype=np.float32) * scale), n_in - 1)
+        np.testing.assert_array_equal(got, expect, err_msg=f"{n_in} -> {n_out}")
 
 
 def test_integer_upsampling_is_a_repeat():
