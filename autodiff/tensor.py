@@ -20,6 +20,7 @@ broadcast shape, and the engine sums each one back to its input's shape in one p
 
 The graph is walked by an explicit stack (no recursion), so depth is limited only by memory.
 """
+import os
 import traceback
 import weakref
 
@@ -132,10 +133,13 @@ def is_anomaly_enabled():
     return _anomaly_enabled
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _user_frame():
     """The innermost stack frame outside the autodiff package, as 'file:line in fn'."""
     for frame in reversed(traceback.extract_stack()[:-2]):
-        if "/autodiff/" not in frame.filename.replace("\\", "/"):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
             return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return "<unknown>"
 
@@ -420,10 +424,18 @@ class Tensor:
 
     # ---- in-place operations (checked by the version counter)
     def _bump(self):
-        if _grad_enabled and self.requires_grad and self._node is None:
+        # In-place operations are not recorded in the graph. So that no gradient silently
+        # ignores one, they are refused on any tensor that takes part in recording; under
+        # no_grad (optimiser steps) they bump the version that backward rules check.
+        if _grad_enabled and self.requires_grad:
+            if self._node is None:
+                raise RuntimeError(
+                    "a leaf tensor that requires grad is used in an in-place operation; "
+                    "wrap the update in autodiff.no_grad()")
             raise RuntimeError(
-                "a leaf tensor that requires grad is used in an in-place operation; "
-                "wrap the update in autodiff.no_grad()")
+                f"in-place operation on a tensor computed by {type(self._node).__name__} "
+                "while gradients are recorded: in-place operations are not differentiable "
+                "here; use the out-of-place form (e.g. y = y * 3.0 instead of y.mul_(3.0))")
         self._version += 1
 
     def copy_(self, src):
@@ -611,9 +623,14 @@ def _run_backward(outputs, grad_outputs, inputs=None, create_graph=False, accumu
             node = t._node
             if node is None:
                 if accumulate and (targets is None or id(t) in targets):
-                    if not create_graph:
-                        g = _make(g.data, False, None)
-                    t.grad = g if t.grad is None else t.grad + g
+                    if t.grad is not None:
+                        t.grad = t.grad + g
+                    elif create_graph:
+                        t.grad = g
+                    else:
+                        # A copy: the upstream array may be a read-only broadcast view, or
+                        # shared with another leaf, and optimisers update .grad in place.
+                        t.grad = _make(g.data.copy(), False, None)
                 continue
             if targets is not None and id(t) not in relevant:
                 continue

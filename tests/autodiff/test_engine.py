@@ -201,10 +201,6 @@ def test_detect_anomaly_names_backward_op():
     assert np.isinf(x.grad.numpy()[0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (autodiff/tensor.py, _user_frame): frames are skipped when their path "
-    "contains '/autodiff/', which also matches tests/autodiff/*.py, so the reported place is "
-    "pytest's; fix: skip only frames under the package directory (os.path.dirname(__file__))"))
 def test_detect_anomaly_names_user_line():
     x = leaf([0.0])
     with ad.detect_anomaly():
@@ -244,10 +240,6 @@ def test_inplace_on_leaf_requiring_grad_raises_outside_no_grad():
     np.testing.assert_array_equal(x.numpy(), [2.0, 3.0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (autodiff/tensor.py, _run_backward): a leaf's .grad can alias the upstream "
-    "gradient array (a read-only broadcast view shared by several leaves); fix: copy the "
-    "array when it becomes a leaf's .grad"))
 def test_leaf_gradients_are_writable_and_not_shared():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     (a + b).sum().backward()
@@ -255,10 +247,6 @@ def test_leaf_gradients_are_writable_and_not_shared():
     np.testing.assert_array_equal(b.grad.numpy(), [1.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (autodiff/tensor.py, Tensor._bump): an in-place op on a non-leaf that is "
-    "part of a recorded graph is not recorded, so the gradient silently ignores it; fix: "
-    "raise in _bump when grad mode is on and the tensor requires grad"))
 def test_inplace_on_non_leaf_in_graph_is_not_silently_wrong():
     x = leaf([1.0, 2.0])
     y = x * 2.0
