@@ -117,10 +117,12 @@ class Adam(Optimizer):
                 vmax = state["max_exp_avg_sq"].data
                 xp.maximum(vmax, v, out=vmax)
                 v = vmax
-            denom = xp.sqrt(v)
-            denom /= bias_correction2_sqrt
-            denom += eps
-            update = xp.divide(m, denom, out=denom)
+            # One scratch array, written through out= (a ufunc on a 0-d array would
+            # otherwise return a scalar): update = -step_size * m / denom.
+            update = xp.sqrt(v, out=xp.empty_like(v))
+            update /= bias_correction2_sqrt
+            update += eps
+            xp.divide(m, update, out=update)
             update *= -step_size
             p.data += update
             bump_version(p)
