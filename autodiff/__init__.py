@@ -47,3 +47,4 @@ from .ops.linalg import einsum, det, slogdet, logdet, inv as inverse  # noqa: E4
 from . import linalg  # noqa: E402
 from . import optim  # noqa: E402  (optimisers, schedules, clipping, EMA)
 from .serialization import save, load  # noqa: E402
+from . import nn  # noqa: E402  (Module, Parameter, layers)
