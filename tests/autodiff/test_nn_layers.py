@@ -247,3 +247,36 @@ def test_conv2d_output_shape(n, c, hw, k, stride, padding):
             conv(x)
     else:
         assert conv(x).shape == (n, 3, ho, wo)
+
+
+@pytest.mark.parametrize("build,shape", [
+    (lambda: nn.Linear(3, 2, dtype=autodiff.float32), (4, 3)),
+    (lambda: nn.Conv2d(2, 3, 3, padding=1, dtype=autodiff.float32), (2, 2, 4, 4)),
+    (lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, dtype=autodiff.float32), (2, 2, 3, 3)),
+    (lambda: nn.LayerNorm(4, dtype=autodiff.float32), (2, 4)),
+    (lambda: nn.GroupNorm(2, 4, dtype=autodiff.float32), (2, 4, 3)),
+    (lambda: nn.BatchNorm2d(2, dtype=autodiff.float32), (3, 2, 2, 2)),
+    (lambda: nn.Sequential(nn.Linear(4, 4, dtype=autodiff.float32), nn.GELU(), nn.SiLU(),
+                           nn.Softplus(), nn.ELU(), nn.Dropout(0.1)), (2, 4)),
+])
+def test_float32_stays_float32(build, shape):
+    """No layer upcasts: float32 parameters and input give float32 outputs and gradients."""
+    m = build()
+    x = autodiff.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32),
+                        requires_grad=True)
+    y = m(x)
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    assert all(p.grad.dtype == np.float32 for p in m.parameters())
+    assert all(b.dtype in (np.float32, np.int64) for b in m.buffers())
+
+
+def test_float32_attention():
+    mha = nn.MultiheadAttention(4, 2, dtype=autodiff.float32)
+    x = autodiff.tensor(np.ones((3, 2, 4), dtype=np.float32), requires_grad=True)
+    mask = np.triu(np.ones((3, 3), dtype=bool), 1)
+    out, w = mha(x, x, x, attn_mask=mask)
+    assert out.dtype == np.float32 and w.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.dtype == np.float32 and mha.in_proj_weight.grad.dtype == np.float32
