@@ -264,3 +264,42 @@ def test_binary_shape_mismatch_names_op_and_shapes():
                      (ad.maximum, "maximum"), (ad.minimum, "minimum")):
         with pytest.raises(ValueError, match=rf"{name}.*\(2, 3\).*\(4,\)"):
             op(a, b)
+
+
+@pytest.mark.parametrize("name", ["softplus", "logsigmoid", "log_softmax", "softmax",
+                                  "logsumexp", "sigmoid", "bce_with_logits"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stable_composites_at_logits_of_1e4(name, dtype):
+    F = pytest.importorskip("autodiff.functional")
+    x = ad.tensor(np.array([[-1e4, 0.0, 1e4], [1e4, 1e4, -1e4]], dtype=dtype),
+                  requires_grad=True)
+    fns = {
+        "softplus": lambda t: F.softplus(t), "logsigmoid": lambda t: F.logsigmoid(t),
+        "log_softmax": lambda t: F.log_softmax(t, dim=1), "softmax": lambda t: F.softmax(t, dim=1),
+        "logsumexp": lambda t: F.logsumexp(t, 1), "sigmoid": ad.sigmoid,
+        "bce_with_logits": lambda t: F.binary_cross_entropy_with_logits(
+            t, ad.tensor(np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], dtype=dtype))),
+    }
+    y = fns[name](x)
+    assert y.dtype == dtype
+    assert np.isfinite(y.numpy()).all(), f"{name}: {y.numpy()}"
+    (g,) = ad.grad((y * y.detach().sign()).sum() if y.ndim else y, [x])
+    assert g.dtype == dtype
+    assert np.isfinite(g.numpy()).all(), f"{name} gradient: {g.numpy()}"
+
+
+def test_stable_composite_values_at_extremes():
+    F = pytest.importorskip("autodiff.functional")
+    x = ad.tensor([-1e4, 0.0, 1e4])
+    np.testing.assert_allclose(F.softplus(x).numpy(), [0.0, np.log(2.0), 1e4], rtol=1e-15)
+    np.testing.assert_allclose(F.logsigmoid(x).numpy(), [-1e4, -np.log(2.0), 0.0], rtol=1e-15)
+    np.testing.assert_allclose(F.log_softmax(x, dim=0).numpy(), [-2e4, -1e4, 0.0], rtol=1e-15)
+
+
+def test_clip_alias_and_sum_to_size():
+    x = leaf([[-2.0, 0.5, 3.0]])
+    np.testing.assert_array_equal(x.clip(-1.0, 1.0).numpy(), [[-1.0, 0.5, 1.0]])
+    y = leaf(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(y.sum_to_size((1, 3)).numpy(), [[3.0, 5.0, 7.0]])
+    assert gradcheck(lambda t: t.sum_to_size((2, 1)), [y])
+    assert gradcheck(lambda t: t.clip(min=0.2), [leaf([0.1, 0.5, 3.0])])
