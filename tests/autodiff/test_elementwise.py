@@ -220,6 +220,13 @@ def test_comparisons_and_rounding_carry_no_gradient():
     np.testing.assert_array_equal((x == 0).numpy(), [False, True, False])
     np.testing.assert_array_equal(x.sign().numpy(), [-1.0, 0.0, 1.0])
     np.testing.assert_array_equal((~(x > 0)).numpy(), [True, True, False])
+    for method, ref in (("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                        ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)):
+        out = getattr(x, method)(0.0)
+        assert not out.requires_grad
+        np.testing.assert_array_equal(out.numpy(), ref(x.numpy(), 0.0))
+        np.testing.assert_array_equal(getattr(x, method)(x.detach().flip(0)).numpy(),
+                                      ref(x.numpy(), x.numpy()[::-1]))
 
 
 # --------------------------------------------------------------------------- stability
