@@ -508,7 +508,25 @@ def clamp(a, min=None, max=None):
     """Limit to [min, max] (either may be None); gradient 1 inside, including the bounds."""
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min, max")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        return _clamp_tensor_bounds(a, min, max)
     return Clamp.apply(a, lo=min, hi=max)
+
+
+def _clamp_tensor_bounds(a, lo, hi):
+    """clamp with Tensor bounds, as PyTorch: min(max(a, lo), hi), so hi wins when lo > hi.
+
+    Gradients: to ``a`` where lo <= a <= hi, to ``lo`` where a < lo (and lo <= hi), to
+    ``hi`` where the lower-clamped value exceeds hi.
+    """
+    out = a
+    if lo is not None:
+        lo_data = lo.data if isinstance(lo, Tensor) else lo
+        out = where(out.data < lo_data, lo, out)
+    if hi is not None:
+        hi_data = hi.data if isinstance(hi, Tensor) else hi
+        out = where(out.data > hi_data, hi, out)
+    return out
 
 
 def astype(a, dtype):

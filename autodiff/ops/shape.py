@@ -123,6 +123,10 @@ def expand(a, *sizes):
     lead = len(sizes) - a.ndim
     if lead < 0:
         raise ValueError(f"expand: {sizes} has fewer dimensions than shape {tuple(a.shape)}")
+    if any(n == -1 for n in sizes[:lead]):
+        raise ValueError(
+            f"expand: -1 is not allowed in a new leading dimension: {sizes} for shape "
+            f"{tuple(a.shape)}")
     shape = tuple(a.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
     return broadcast_to(a, shape)
 

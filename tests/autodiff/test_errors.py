@@ -92,3 +92,8 @@ def test_requires_grad_on_integer_tensor():
         ad.tensor([1, 2], requires_grad=True)
     with pytest.raises(TypeError, match="only floating point"):
         ad.tensor([1, 2]).requires_grad_()
+
+
+def test_expand_minus_one_in_new_dimension():
+    with pytest.raises(ValueError, match=r"expand: -1 is not allowed in a new leading"):
+        ad.ones(3).expand(-1, 3)

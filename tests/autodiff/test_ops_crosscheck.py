@@ -326,3 +326,17 @@ def test_scatter_add_with_src_larger_than_index():
                                                       torch.from_numpy(src)))
     (gs,) = ad.grad((out * 2.0).sum(), [s])
     np.testing.assert_array_equal(gs.numpy(), [[2.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("bounds", ["both", "min", "max", "crossed"])
+def test_clamp_with_tensor_bounds(bounds):
+    torch = torch_or_skip()
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 1.0, 3.0])
+    lo = np.array([-1.0, -0.5, 0.2, 0.0, 0.0, 4.0])
+    hi = np.array([1.0, 1.0, 0.5, 0.5, 0.8, 2.0])  # last: lo > hi, PyTorch gives hi
+    if bounds == "crossed":
+        lo, hi = hi + 0.5, lo - 0.5
+    use_lo, use_hi = bounds != "max", bounds != "min"
+    compare(lambda a, l, h: a.clamp(l if use_lo else None, h if use_hi else None),
+            lambda a, l, h: torch.clamp(a, l if use_lo else None, h if use_hi else None),
+            [x, lo, hi], what=f"clamp tensor bounds {bounds}")
