@@ -20,6 +20,20 @@ from .module import Module, Parameter
 __all__ = ["LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d"]
 
 
+def _affine_parameters(module, n, affine, bias, dtype):
+    """Register ``weight`` (and ``bias`` unless bias=False) of shape (n,), or None when not affine."""
+    module.register_parameter("weight", Parameter(empty(n, dtype=dtype)) if affine else None)
+    module.register_parameter("bias",
+                              Parameter(empty(n, dtype=dtype)) if affine and bias else None)
+
+
+def _reset_affine(module):
+    if module.weight is not None:
+        init.ones_(module.weight)
+    if module.bias is not None:
+        init.zeros_(module.bias)
+
+
 class LayerNorm(Module):
     """Normalise over the last len(normalized_shape) dimensions.
 
@@ -64,18 +78,19 @@ class LayerNorm(Module):
 
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}")
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
     """Normalise each of ``num_groups`` channel groups per sample.
 
-    Parameters: ``weight`` ones, ``bias`` zeros, shape (num_channels,) when ``affine``.
+    Parameters: ``weight`` ones, ``bias`` zeros, shape (num_channels,) when ``affine``
+    (``bias=False``, keyword-only as in PyTorch >= 2.6, drops the bias).
     Shapes: (N, C, *) -> (N, C, *).
     """
 
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
-                 dtype=None):
+                 dtype=None, *, bias=True):
         super().__init__()
         if num_channels % num_groups != 0:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
@@ -84,18 +99,11 @@ class GroupNorm(Module):
         self.num_channels = int(num_channels)
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(empty(self.num_channels, dtype=dtype))
-            self.bias = Parameter(empty(self.num_channels, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.num_channels, affine, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self):
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input):
         check_input(input, "GroupNorm")
@@ -106,7 +114,8 @@ class GroupNorm(Module):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
 
 
 class _BatchNorm(Module):
@@ -116,19 +125,14 @@ class _BatchNorm(Module):
     _layout = ""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
-                 track_running_stats=True, device=None, dtype=None):
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
         self.num_features = int(num_features)
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(empty(self.num_features, dtype=dtype))
-            self.bias = Parameter(empty(self.num_features, dtype=dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_parameters(self, self.num_features, affine, bias, dtype)
         if track_running_stats:
             dt = float_dtype(dtype)
             self.register_buffer("running_mean", Tensor(B.xp.zeros(self.num_features, dtype=dt)))
@@ -149,9 +153,7 @@ class _BatchNorm(Module):
 
     def reset_parameters(self):
         self.reset_running_stats()
-        if self.affine:
-            init.ones_(self.weight)
-            init.zeros_(self.bias)
+        _reset_affine(self)
 
     def _check_input(self, input):
         check_input(input, type(self).__name__)
@@ -178,13 +180,15 @@ class _BatchNorm(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
     """BatchNorm over (N, C) or (N, C, L) inputs, per channel. Shape in = shape out.
 
-    Parameters ``weight`` ones, ``bias`` zeros (C,); buffers ``running_mean`` zeros,
+    Parameters ``weight`` ones, ``bias`` zeros (C,) (``bias=False``, keyword-only,
+    drops the bias); buffers ``running_mean`` zeros,
     ``running_var`` ones (C,), ``num_batches_tracked`` (int64 scalar).
     """
 

@@ -120,11 +120,13 @@ LAYERS = [
     ("LayerNorm-noaffine", lambda m: m.LayerNorm(5, elementwise_affine=False), [(2, 5)]),
     ("GroupNorm", lambda m: m.GroupNorm(2, 4), [(2, 4, 3, 3)]),
     ("GroupNorm-noaffine-1d", lambda m: m.GroupNorm(3, 6, eps=1e-3, affine=False), [(2, 6, 5)]),
+    ("GroupNorm-nobias", lambda m: m.GroupNorm(1, 3, bias=False), [(2, 3, 2, 2)]),
     ("BatchNorm1d", lambda m: m.BatchNorm1d(3), [(4, 3)]),
     ("BatchNorm1d-3d", lambda m: m.BatchNorm1d(3, momentum=0.3), [(4, 3, 5)]),
     ("BatchNorm1d-cma", lambda m: m.BatchNorm1d(3, momentum=None), [(4, 3)]),
     ("BatchNorm2d", lambda m: m.BatchNorm2d(3), [(4, 3, 2, 2)]),
     ("BatchNorm2d-noaffine", lambda m: m.BatchNorm2d(3, affine=False), [(2, 3, 2, 3)]),
+    ("BatchNorm2d-nobias", lambda m: m.BatchNorm2d(3, bias=False), [(2, 3, 2, 3)]),
     ("BatchNorm2d-notrack", lambda m: m.BatchNorm2d(3, track_running_stats=False),
      [(2, 3, 2, 3)]),
     ("Identity", lambda m: m.Identity(), [(2, 3)]),
@@ -334,3 +336,49 @@ def test_wgan_gp_penalty_gradient_matches_torch(torch, norm):
             assert p.grad is None or not np.any(p.grad.numpy()), name
             continue
         assert_close(p.grad, tp[name].grad, rtol=RTOL, what=f"d penalty / d {name}")
+
+
+def test_dropout_matches_torch_where_deterministic(torch):
+    """Masks are random (different streams); eval and p=0 are exactly the identity in both."""
+    x = randn(3, 4)
+    compare(nn.Dropout(0.5), torch.nn.Dropout(0.5), [x], torch, train=False, what="Dropout eval")
+    compare(nn.Dropout(0.0), torch.nn.Dropout(0.0), [x], torch, train=True, what="Dropout p=0")
+    assert repr(nn.Dropout(0.3)) == repr(torch.nn.Dropout(0.3))
+
+
+def _nested(m):
+    return m.Sequential(
+        m.ModuleDict({"enc": m.ModuleList([m.Linear(2, 3), m.BatchNorm1d(3), m.ReLU()]),
+                      "attn": m.MultiheadAttention(4, 2, kdim=3, vdim=5, bias=False)}),
+        m.Conv2d(1, 2, 3), m.ConvTranspose2d(2, 1, 2, bias=False), m.Embedding(4, 2),
+        m.LayerNorm([2, 3], bias=False), m.GroupNorm(1, 2, affine=False),
+        m.BatchNorm2d(2, track_running_stats=False))
+
+
+def test_nested_state_dict_keys_and_load_from_torch(torch):
+    ours, theirs = _nested(nn), _nested(torch.nn)
+    assert names_and_shapes(ours.state_dict()) == names_and_shapes(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    assert nn.num_parameters(ours) == sum(p.numel() for p in theirs.parameters())
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for k, v in theirs.state_dict().items():
+        assert_close(ours.state_dict()[k], v, rtol=0, atol=0, what=k)
+    # and the other way: our state_dict, as arrays, loads into torch
+    theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy())
+                            for k, v in ours.state_dict().items()})
+
+
+@pytest.mark.parametrize("build", [
+    lambda m: m.Linear(3, 4, bias=False), lambda m: m.Conv2d(1, 2, 3, stride=2, padding=1),
+    lambda m: m.Conv1d(2, 2, 3, dilation=2, groups=2), lambda m: m.LayerNorm(4),
+    lambda m: m.GroupNorm(2, 4), lambda m: m.BatchNorm1d(3, momentum=None),
+    lambda m: m.GroupNorm(2, 4, bias=False), lambda m: m.BatchNorm2d(3, affine=False),
+    lambda m: m.LayerNorm(3, elementwise_affine=False),
+    lambda m: m.Embedding(5, 2, padding_idx=0), lambda m: m.LeakyReLU(0.2),
+    lambda m: m.GELU(approximate="tanh"), lambda m: m.Softmax(dim=1), lambda m: m.Flatten(),
+    lambda m: m.Sequential(m.Linear(1, 2), m.ReLU()),
+])
+def test_repr_matches_torch(torch, build):
+    assert repr(build(nn)) == repr(build(torch.nn))
