@@ -94,14 +94,18 @@ def _col2im(cols, geom, in_hw):
     return _pad_or_crop(out, ((-pt, -pb), (-pl, -pr)))
 
 
-def _conv_raw(x, w, geom):
-    """Forward convolution on arrays: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
+def _conv_raw(x, w, geom, keep=None):
+    """Forward convolution on arrays: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo).
+
+    ``keep``, a list, receives the im2col columns (reused by the weight gradient)."""
     xp = B.xp
     g = geom.groups
     n = x.shape[0]
     o = w.shape[0]
     ho, wo = geom.out_size(x.shape[2:])
     cols = _im2col(x, geom, (ho, wo))
+    if keep is not None:
+        keep.append(cols)
     cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, Cg*kh*kw, L)
     # Contiguous operands keep matmul on BLAS (a broadcast or transposed view falls back
     # to NumPy's slow loop, ~40x slower).
@@ -155,7 +159,12 @@ class Conv2d(Function):
 
     def forward(self, x, w, geom):
         self.geom = geom
-        return _conv_raw(x, w, geom)
+        # The columns are kept for the weight gradient (saves a second im2col pass); they
+        # are freed with this node, and dropped at once when nothing is recorded.
+        keep = []
+        y = _conv_raw(x, w, geom, keep)
+        self.cols = keep[0]
+        return y
 
     def backward(self, g):
         x, w = self.inputs
@@ -163,7 +172,7 @@ class Conv2d(Function):
         if x.requires_grad:
             gx = ConvTranspose2d.apply(g, w, geom=self.geom, in_hw=x.shape[2:])
         if w.requires_grad:
-            gw = Conv2dWeight.apply(x, g, geom=self.geom)
+            gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols)
         return gx, gw
 
 
@@ -187,9 +196,9 @@ class ConvTranspose2d(Function):
 class Conv2dWeight(Function):
     """w-gradient of ``Conv2d``: bilinear in (x, gy), shape (O, C/G, kh, kw)."""
 
-    def forward(self, x, gy, geom):
+    def forward(self, x, gy, geom, cols=None):
         self.geom = geom
-        return _conv_weight_raw(x, gy, geom)
+        return _conv_weight_raw(x, gy, geom, cols)
 
     def backward(self, g):
         x, gy = self.inputs
