@@ -41,6 +41,10 @@ def _additive_mask(mask, like, name):
     return mask.to(like.dtype)
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A Linear under PyTorch's name for MultiheadAttention.out_proj (so reprs read the same)."""
+
+
 class MultiheadAttention(Module):
     """Multi-head attention, ``torch.nn.MultiheadAttention``'s constructor and forward.
 
@@ -90,7 +94,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = Parameter(empty(3 * E, dtype=dtype))
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(E, E, bias=bias, dtype=dtype, generator=generator)
+        self.out_proj = NonDynamicallyQuantizableLinear(E, E, bias=bias, dtype=dtype, generator=generator)
         self.bias_k = self.bias_v = None
         self.add_zero_attn = False
         self._reset_parameters(generator)

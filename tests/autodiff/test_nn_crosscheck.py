@@ -379,6 +379,12 @@ def test_nested_state_dict_keys_and_load_from_torch(torch):
     lambda m: m.Embedding(5, 2, padding_idx=0), lambda m: m.LeakyReLU(0.2),
     lambda m: m.GELU(approximate="tanh"), lambda m: m.Softmax(dim=1), lambda m: m.Flatten(),
     lambda m: m.Sequential(m.Linear(1, 2), m.ReLU()),
+    lambda m: m.Conv2d(2, 4, (3, 2), padding="same", dilation=2, padding_mode="reflect"),
+    lambda m: m.Conv1d(2, 4, 3, padding="valid", bias=False),
+    lambda m: m.ConvTranspose2d(2, 4, 3, stride=2, output_padding=1, groups=2),
+    lambda m: m.MultiheadAttention(4, 2, kdim=3), lambda m: m.Dropout(0.2),
+    lambda m: m.ELU(alpha=0.5), lambda m: m.Softplus(beta=2.0), lambda m: m.Identity(),
+    lambda m: m.ModuleDict({"a": m.ModuleList([m.Tanh(), m.SiLU()])}),
 ])
 def test_repr_matches_torch(torch, build):
     assert repr(build(nn)) == repr(build(torch.nn))
