@@ -530,9 +530,13 @@ def _clamp_tensor_bounds(a, lo, hi):
 
 
 def astype(a, dtype):
+    """``a`` converted to ``dtype``; a conversion to an integer or bool dtype is not
+    differentiable and returns a constant (as PyTorch's ``x.long()``)."""
     dtype = B.numpy.dtype(dtype)
     if a.data.dtype == dtype:
         return a
+    if dtype.kind not in "fc":
+        return Tensor(a.data.astype(dtype))
     return AsType.apply(a, dtype=dtype)
 
 

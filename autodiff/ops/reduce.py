@@ -121,7 +121,18 @@ def var(a, dim=None, unbiased=True, keepdim=False, correction=None):
 
 
 def std(a, dim=None, unbiased=True, keepdim=False, correction=None):
-    return ew.sqrt(var(a, dim=dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+    """sqrt(var); where the variance is exactly 0 the gradient is 0 (PyTorch's choice)
+    instead of the 0 * inf = nan that sqrt'(0) would give."""
+    v = var(a, dim=dim, unbiased=unbiased, keepdim=keepdim, correction=correction)
+    return _sqrt_zero_subgradient(v)
+
+
+def _sqrt_zero_subgradient(v):
+    """sqrt(v) with derivative 0 where v == 0 (std of constant data, norm of a zero vector)."""
+    zero = v.data == 0
+    if bool(zero.any()):
+        return ew.where(zero, 0.0, ew.sqrt(ew.where(zero, 1.0, v)))
+    return ew.sqrt(v)
 
 
 class _Extreme(Function):
@@ -310,13 +321,10 @@ def cumsum(a, dim):
 def norm(a, p=2, dim=None, keepdim=False):
     """Vector p-norm over ``dim`` (all elements by default); the gradient at 0 is 0."""
     if p == 2:
-        sq = sum(a * a, dim=dim, keepdim=keepdim)
         # sqrt'(0) is infinite; at an exact zero vector use subgradient 0, like PyTorch.
-        zero = sq.data == 0
-        if bool(zero.any()):
-            safe = ew.where(zero, 1.0, sq)
-            return ew.where(zero, 0.0, ew.sqrt(safe))
-        return ew.sqrt(sq)
+        return _sqrt_zero_subgradient(sum(a * a, dim=dim, keepdim=keepdim))
+    if p == 0:  # the number of non-zero entries: piecewise constant, no gradient
+        return sum(ew.astype(ew.ne(a, 0.0), a.dtype), dim=dim, keepdim=keepdim)
     if p == 1:
         return sum(ew.abs(a), dim=dim, keepdim=keepdim)
     if p == float("inf"):

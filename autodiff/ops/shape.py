@@ -364,8 +364,9 @@ def chunk(a, chunks, dim=0):
         raise ValueError(f"chunk: the number of chunks must be positive, got {chunks}")
     dim = normalize_dim(dim, a.ndim, "chunk")
     n = a.shape[dim]
-    step = -(-n // chunks) if n else 1
-    return split(a, step, dim)
+    if n == 0:  # PyTorch: `chunks` empty pieces
+        return tuple(a for _ in range(chunks))
+    return split(a, -(-n // chunks), dim)
 
 
 def unbind(a, dim=0):
@@ -466,6 +467,9 @@ def masked_fill(a, mask, value):
 
 def _tri_mask(a, k, lower):
     xp = B.xp
+    if a.ndim < 2:
+        raise ValueError(f"{'tril' if lower else 'triu'}: needs at least 2 dims, got shape "
+                         f"{tuple(a.shape)}")
     n, m = a.shape[-2], a.shape[-1]
     return (xp.tri(n, m, k, dtype=bool) if lower else ~xp.tri(n, m, k - 1, dtype=bool))
 

@@ -97,3 +97,17 @@ def test_requires_grad_on_integer_tensor():
 def test_expand_minus_one_in_new_dimension():
     with pytest.raises(ValueError, match=r"expand: -1 is not allowed in a new leading"):
         ad.ones(3).expand(-1, 3)
+
+
+def test_tril_triu_need_two_dims():
+    with pytest.raises(ValueError, match=r"tril: needs at least 2 dims, got shape \(3,\)"):
+        ad.ones(3).tril()
+    with pytest.raises(ValueError, match=r"triu: needs at least 2 dims"):
+        ad.ones(3).triu()
+
+
+def test_integer_conversion_is_not_differentiable():
+    x = ad.tensor([1.5, 2.5], requires_grad=True)
+    assert not x.long().requires_grad and x.long().dtype == ad.int64
+    assert not x.bool().requires_grad
+    assert x.float().requires_grad  # float conversions stay differentiable

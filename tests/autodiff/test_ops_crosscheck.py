@@ -340,3 +340,19 @@ def test_clamp_with_tensor_bounds(bounds):
     compare(lambda a, l, h: a.clamp(l if use_lo else None, h if use_hi else None),
             lambda a, l, h: torch.clamp(a, l if use_lo else None, h if use_hi else None),
             [x, lo, hi], what=f"clamp tensor bounds {bounds}")
+
+
+@pytest.mark.parametrize("case", ["std_constant", "std_constant_dim", "norm_p0", "chunk_empty"])
+def test_edge_conventions_match_pytorch(case):
+    torch = torch_or_skip()
+    if case == "std_constant":  # zero variance: gradient 0, not nan
+        compare(lambda x: x.std(), lambda x: x.std(), [np.ones(4)], what=case)
+    elif case == "std_constant_dim":
+        compare(lambda x: x.std(1, correction=0), lambda x: x.std(1, correction=0),
+                [np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 4.0]])], what=case)
+    elif case == "norm_p0":  # the count of non-zeros
+        x = np.array([1.0, 0.0, -2.0])
+        assert_close(ad.tensor(x).norm(p=0), torch.from_numpy(x).norm(p=0), what=case)
+    else:
+        ours = [p.shape for p in ad.zeros(0, 2).chunk(3)]
+        assert ours == [tuple(p.shape) for p in torch.zeros(0, 2).chunk(3)]
