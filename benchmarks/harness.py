@@ -115,4 +115,5 @@ def machine_info(torch_version=None):
         "threads": f"{THREADS} (torch.set_num_threads, OMP/OPENBLAS/MKL_NUM_THREADS)",
         "openblas overrides unset": removed if removed not in ("", "-") else "none were set",
         "blas": blas_info(),
+        "load average at start (1/5/15 min)": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }

@@ -5,6 +5,12 @@
 prints one JSON line: ru_maxrss after importing the framework and building the model,
 and after the steps (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, KiB on Linux).
 A refgen process never imports torch, so its numbers carry no PyTorch baggage.
+
+Caveat measured here: Linux carries ru_maxrss across fork and exec, so a child started
+by a process that already holds torch (~220 MiB) reports at least that much. The runner
+therefore starts these processes before it imports numpy or torch, and each child also
+reports ``VmHWM`` from /proc/self/status (the peak of its own address space, reset at
+exec), which must agree with ru_maxrss.
 """
 import argparse
 import json
@@ -16,6 +22,17 @@ from . import harness
 
 def _maxrss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _vmhwm_mib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
 
 
 def main(argv=None):
@@ -38,7 +55,7 @@ def main(argv=None):
     for _ in range(args.steps):
         step()
     print(json.dumps({"workload": w.key, "framework": fw.name, "steps": args.steps,
-                      "baseline_mib": round(base, 1), "peak_mib": round(_maxrss_mib(), 1)}))
+                      "baseline_mib": round(base, 1), "peak_mib": round(_maxrss_mib(), 1), "vmhwm_mib": round(_vmhwm_mib(), 1)}))
 
 
 if __name__ == "__main__":
