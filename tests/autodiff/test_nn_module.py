@@ -212,3 +212,14 @@ def test_module_list_and_dict():
     assert list(md.state_dict())[0] == "enc.weight"
     with pytest.raises(KeyError, match="no key 'x'"):
         md["x"]
+
+
+def test_deepcopy_gives_independent_parameters():
+    import copy
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    c = copy.deepcopy(m)
+    assert isinstance(c[0].weight, nn.Parameter) and c[0].weight is not m[0].weight
+    with autodiff.no_grad():
+        c[0].weight.fill_(0.0)
+    assert np.any(m[0].weight.numpy() != 0)
+    assert list(c.state_dict()) == list(m.state_dict())
