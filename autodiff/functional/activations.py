@@ -5,6 +5,9 @@ Three small primitives live here because a composite would be slower or wrong at
 * ``Softmax`` / ``LogSoftmax``: one fused forward each (max-shifted), backward rules written
   with the saved output so they can be differentiated again (softmax and attention are
   on every hot path).
+* ``Gelu``/``GeluGrad`` and ``Silu``/``SiluGrad``: fused forwards for the activations that
+  U-Nets and Transformers apply to every feature; each derivative is a primitive too, whose
+  own backward is written in Tensor ops.
 * ``Softplus`` (beta = 1, no threshold): ``max(z, 0) + log1p(exp(-|z|))`` never overflows;
   its backward is ``sigmoid(z)``. A composite of ``relu`` and ``abs`` would get the
   derivative wrong at exactly z = 0 (abs'(0) = 0 loses the 1/2) and the second
@@ -141,29 +144,105 @@ def logsigmoid(input):
 # --------------------------------------------------------------------------- smooth activations
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _sigmoid_array(a):
+    xp = B.xp
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+
+
+def _erf_array(a):
+    return ew.Erf().forward(a)   # the engine's one erf kernel (SciPy on the host, CuPy on GPU)
+
+
+class Gelu(Function):
+    """GELU in one pass of array code; backward g * gelu'(x) through ``GeluGrad``."""
+
+    def forward(self, a, approximate):
+        self.approximate = approximate
+        if approximate == "tanh":
+            inner = (a + a * a * a * 0.044715) * _SQRT_2_OVER_PI
+            return a * 0.5 * (1.0 + B.xp.tanh(inner))
+        return a * 0.5 * (1.0 + _erf_array(a * _SQRT1_2))
+
+    def backward(self, g):
+        return g * GeluGrad.apply(self.inputs[0], approximate=self.approximate)
+
+
+class GeluGrad(Function):
+    """gelu'(x), fused; its backward is gelu''(x) in Tensor ops (so third order works too).
+
+    Exact:  gelu' = Phi(x) + x phi(x),            gelu'' = phi(x) (2 - x^2)
+    Tanh:   with u = k (x + c x^3), t = tanh(u), u' = k (1 + 3 c x^2), u'' = 6 k c x:
+            gelu' = (1 + t) / 2 + x (1 - t^2) u' / 2
+            gelu'' = (1 - t^2) (u' + x (u'' - 2 t u'^2) / 2)
+    """
+
+    def forward(self, a, approximate):
+        self.approximate = approximate
+        xp = B.xp
+        if approximate == "tanh":
+            t = xp.tanh((a + a * a * a * 0.044715) * _SQRT_2_OVER_PI)
+            du = (1.0 + a * a * (3 * 0.044715)) * _SQRT_2_OVER_PI
+            return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * du
+        pdf = xp.exp(a * a * -0.5) * _INV_SQRT_2PI
+        return 0.5 * (1.0 + _erf_array(a * _SQRT1_2)) + a * pdf
+
+    def backward(self, h):
+        x = self.inputs[0]
+        if self.approximate == "tanh":
+            t = ew.tanh((x + x * x * x * 0.044715) * _SQRT_2_OVER_PI)
+            du = (x * x * (3 * 0.044715) + 1.0) * _SQRT_2_OVER_PI
+            ddu = x * (6 * 0.044715 * _SQRT_2_OVER_PI)
+            return h * ((1.0 - t * t) * (du + x * (ddu - t * du * du * 2.0) * 0.5))
+        pdf = ew.exp(x * x * -0.5) * _INV_SQRT_2PI
+        return h * (pdf * (2.0 - x * x))
 
 
 def gelu(input, approximate="none"):
     """Gaussian error linear unit (Hendrycks & Gimpel 2016).
 
     'none':  x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2))
-    'tanh':  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (their Eq. for the approximation)
+    'tanh':  0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   (their approximation)
     Shape unchanged.
     """
     _check_tensor(input, "gelu")
-    if approximate == "none":
-        return input * 0.5 * (ew.erf(input * _SQRT1_2) + 1.0)
-    if approximate == "tanh":
-        inner = (input + input * input * input * 0.044715) * _SQRT_2_OVER_PI
-        return input * 0.5 * (ew.tanh(inner) + 1.0)
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(input, approximate=approximate)
+
+
+class Silu(Function):
+    """silu(x) = x sigmoid(x), fused; backward g * silu'(x) through ``SiluGrad``."""
+
+    def forward(self, a):
+        return a * _sigmoid_array(a)
+
+    def backward(self, g):
+        return g * SiluGrad.apply(self.inputs[0])
+
+
+class SiluGrad(Function):
+    """silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x); backward: silu''(x) in Tensor ops,
+    s (1 - s) (2 + x (1 - 2 s))."""
+
+    def forward(self, a):
+        s = _sigmoid_array(a)
+        return s * (1.0 + a * (1.0 - s))
+
+    def backward(self, h):
+        x = self.inputs[0]
+        s = ew.sigmoid(x)
+        return h * (s * (1.0 - s) * (x * (1.0 - s * 2.0) + 2.0))
 
 
 def silu(input, inplace=False):
     """SiLU / swish: x * sigmoid(x) (Elfwing et al. 2018). ``inplace`` is accepted and ignored
     (the result is always a new tensor, which is what the graph needs)."""
     _check_tensor(input, "silu")
-    return input * ew.sigmoid(input)
+    return Silu.apply(input)
 
 
 def elu(input, alpha=1.0, inplace=False):

@@ -4,18 +4,58 @@ All three compute  y = (x - mean) / sqrt(var + eps) * weight + bias  with the *b
 variance (divide by n) over a different set of axes, composed from differentiable ops so
 that second derivatives (WGAN-GP through a normalised critic) come for free.
 """
-from ..tensor import no_grad
+from .. import backend as B
+from ..tensor import SaveOutputFunction, is_grad_enabled, no_grad
 from ..ops import elementwise as ew
+from ..ops._util import const
 from .activations import _check_tensor
 
 __all__ = ["layer_norm", "group_norm", "batch_norm"]
 
 
+def _rstd(x, axes, eps):
+    """1 / sqrt(var + eps) over ``axes`` (biased variance), in differentiable Tensor ops."""
+    centred = x - x.mean(axes, keepdim=True)
+    return ew.rsqrt((centred * centred).mean(axes, keepdim=True) + float(eps))
+
+
+class Normalize(SaveOutputFunction):
+    """y = (x - mean(x)) / sqrt(var(x) + eps) over ``axes`` (biased variance), fused.
+
+    The composite of ~10 elementwise ops made every norm layer an order of magnitude
+    slower than PyTorch's fused kernels; this primitive does the forward in one pass of
+    array code and keeps the backward short. With r = 1/sqrt(var + eps) and n the number
+    of values normalised together, the vector-Jacobian product is
+
+        dL/dx = r * (g - mean(g) - y * mean(g * y))
+
+    written in Tensor ops on the saved output y. For first-order gradients r is the
+    constant saved by the forward; when the backward is itself recorded
+    (create_graph=True), r is recomputed from x in Tensor ops so that its dependence on x
+    is differentiated too (y's dependence goes through this rule again).
+    """
+
+    def forward(self, a, axes, eps):
+        self.axes, self.eps = axes, eps
+        centred = a - a.mean(axis=axes, keepdims=True)
+        var = (centred * centred).mean(axis=axes, keepdims=True)
+        self.rstd = 1.0 / B.xp.sqrt(var + eps)
+        return centred * self.rstd
+
+    def backward(self, g):
+        axes = self.axes
+        y = self.saved_output()
+        if is_grad_enabled():
+            rstd = _rstd(self.inputs[0], axes, self.eps)
+        else:
+            rstd = const(self.rstd)
+        return rstd * (g - g.mean(axes, keepdim=True) - y * (g * y).mean(axes, keepdim=True))
+
+
 def _normalize(x, axes, eps):
     """(x - mean) / sqrt(var + eps) over ``axes`` with the biased variance."""
-    centred = x - x.mean(axes, keepdim=True)
-    var = (centred * centred).mean(axes, keepdim=True)
-    return centred / ew.sqrt(var + float(eps))
+    axes = tuple(a % x.ndim for a in axes)
+    return Normalize.apply(x, axes=axes, eps=float(eps))
 
 
 def _affine(y, weight, bias, shape):
@@ -118,12 +158,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input "
                 f"shape {tuple(input.shape)}")
-        mean = input.mean(axes, keepdim=True)
-        centred = input - mean
-        var = (centred * centred).mean(axes, keepdim=True)
-        y = centred / ew.sqrt(var + float(eps))
-        _update_running(running_mean, mean, momentum, 1.0)
-        _update_running(running_var, var, momentum, count / (count - 1))
+        y = _normalize(input, axes, eps)
+        if running_mean is not None or running_var is not None:
+            # The batch statistics again, as raw arrays, for the running averages only.
+            mean = input.data.mean(axis=axes)
+            centred = input.data - mean.reshape(shape)
+            var = (centred * centred).mean(axis=axes)
+            _update_running(running_mean, mean, momentum, 1.0)
+            _update_running(running_var, var, momentum, count / (count - 1))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are needed when not "
@@ -139,7 +181,7 @@ def _update_running(buffer, stat, momentum, correction):
     if buffer is None:
         return
     with no_grad():
-        value = stat.data.reshape(buffer.shape)
+        value = stat.reshape(buffer.shape)
         if correction != 1.0:
             value = value * correction
         new = buffer.data * (1.0 - momentum) + value * momentum

@@ -59,6 +59,31 @@ def test_piecewise_activation_gradients(fn):
     gradcheck(fn, [T(away_from_zero(3, 4))])
 
 
+@pytest.mark.parametrize("name", ["gelu", "gelu_tanh", "silu", "softplus", "logsigmoid"])
+def test_third_order(name):
+    # The fused primitives' derivative primitives have backward rules of their own:
+    # gradcheck (first and second order) of x -> f'(x) reaches the 2nd and 3rd derivatives.
+    fn = SMOOTH_ACTIVATIONS[name]
+
+    def derivative(x):
+        (g,) = autodiff.grad(fn(x).sum(), [x], create_graph=True)
+        return g
+    gradcheck(derivative, [T(randn(2, 3, scale=2.0))])
+
+
+def test_norm_and_softmax_third_order():
+    x = T(randn(2, 4))
+
+    def d_layer_norm(x):
+        y = F.layer_norm(x, (4,))
+        return autodiff.grad((y * y * y).sum(), [x], create_graph=True)[0]
+
+    def d_softmax(x):
+        return autodiff.grad((F.softmax(x, 1) ** 3).sum(), [x], create_graph=True)[0]
+    gradcheck(d_layer_norm, [x])
+    gradcheck(d_softmax, [x])
+
+
 def test_softplus_gradient_at_zero_is_one_half():
     # abs'(0) = 0 would lose this in a relu/abs composite; the primitive keeps it.
     x = T([0.0])
