@@ -6,18 +6,20 @@ from .optimizer import Optimizer, bump_version
 __all__ = ["Adam", "AdamW"]
 
 
-def _lerp_(start, end, weight):
+def _lerp_(start, end, weight, scratch):
     """``start <- start + weight * (end - start)`` in place, as ``torch.lerp_`` rounds it.
 
     PyTorch evaluates from the nearer end for accuracy: ``start + w (end - start)`` when
-    |w| < 0.5, else ``end - (end - start)(1 - w)``.
+    |w| < 0.5, else ``end - (end - start)(1 - w)``. ``scratch`` is a work array.
     """
+    xp = B.xp
+    xp.subtract(end, start, out=scratch)
     if abs(weight) < 0.5:
-        start += weight * (end - start)
+        scratch *= weight
+        start += scratch
     else:
-        diff = end - start
-        diff *= 1 - weight
-        B.xp.subtract(end, diff, out=start)
+        scratch *= 1 - weight
+        xp.subtract(end, scratch, out=start)
     return start
 
 
@@ -97,19 +99,23 @@ class Adam(Optimizer):
             if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on later
                 state["max_exp_avg_sq"] = _make(xp.zeros_like(p.data), False, None)
             g = p.grad.data
+            tmp = self._scratch(g, 0)
             if maximize:
-                g = -g
+                g = xp.negative(g, out=self._scratch(g, 1))
             if weight_decay != 0:
                 if decoupled:
                     p.data *= 1 - lr * weight_decay
-                else:
-                    g = g + weight_decay * p.data
+                else:  # g + weight_decay * p, into a work array (the .grad stays as it is)
+                    xp.multiply(p.data, weight_decay, out=tmp)
+                    g = xp.add(g, tmp, out=self._scratch(g, 1))
             state["step"] += 1
             t = state["step"]
             m, v = state["exp_avg"].data, state["exp_avg_sq"].data
-            _lerp_(m, g, 1 - beta1)
+            _lerp_(m, g, 1 - beta1, tmp)
             v *= beta2
-            v += (1 - beta2) * g * g
+            xp.multiply(g, 1 - beta2, out=tmp)   # v += (1 - beta2) * g * g (addcmul's order)
+            tmp *= g
+            v += tmp
             bias_correction1 = 1 - beta1 ** t
             bias_correction2_sqrt = (1 - beta2 ** t) ** 0.5
             step_size = lr / bias_correction1
@@ -117,9 +123,9 @@ class Adam(Optimizer):
                 vmax = state["max_exp_avg_sq"].data
                 xp.maximum(vmax, v, out=vmax)
                 v = vmax
-            # One scratch array, written through out= (a ufunc on a 0-d array would
-            # otherwise return a scalar): update = -step_size * m / denom.
-            update = xp.sqrt(v, out=xp.empty_like(v))
+            # update = -step_size * m / (sqrt(v) / sqrt(bc2) + eps), in the work array
+            # (out= everywhere: a ufunc on a 0-d array would otherwise return a scalar).
+            update = xp.sqrt(v, out=tmp)
             update /= bias_correction2_sqrt
             update += eps
             xp.divide(m, update, out=update)

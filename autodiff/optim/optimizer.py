@@ -173,6 +173,23 @@ class Optimizer:
                     g.data[...] = 0
                     bump_version(g)
 
+    def _scratch(self, like, slot=0):
+        """A reusable work array shaped and typed like ``like`` (contents undefined).
+
+        Updates write their temporaries into these through ``out=`` instead of allocating
+        a fresh array per operation: one buffer per slot and dtype, sized to the largest
+        parameter seen, shared by all parameters (so the memory cost is that of one
+        parameter, not of a copy of the model).
+        """
+        xp = B.xp
+        pool = self.__dict__.setdefault("_scratch_pool", {})
+        key = (slot, like.dtype.str)
+        buf = pool.get(key)
+        if buf is None or buf.size < like.size or not isinstance(buf, xp.ndarray):
+            buf = xp.empty(like.size, dtype=like.dtype)
+            pool[key] = buf
+        return buf[:like.size].reshape(like.shape)
+
     def _run_closure(self, closure):
         if closure is None:
             return None

@@ -62,10 +62,12 @@ class SGD(Optimizer):
             if p.grad is None:
                 continue
             g = p.grad.data
+            tmp = self._scratch(g, 0)
             if maximize:
-                g = -g
-            if weight_decay != 0:
-                g = g + weight_decay * p.data
+                g = xp.negative(g, out=tmp)
+            if weight_decay != 0:  # g + weight_decay * p, into a work array
+                wd_p = xp.multiply(p.data, weight_decay, out=self._scratch(g, 1))
+                g = xp.add(g, wd_p, out=tmp)
             if momentum != 0:
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
@@ -75,7 +77,17 @@ class SGD(Optimizer):
                 else:
                     b = buf.data
                     b *= momentum
-                    b += (1 - dampening) * g
-                g = g + momentum * buf.data if nesterov else buf.data
-            p.data -= lr * g
+                    if dampening != 0:
+                        scaled = xp.multiply(g, 1 - dampening, out=self._scratch(g, 1))
+                        b += scaled
+                    else:
+                        b += g
+                if nesterov:  # g + momentum * buf
+                    nest = xp.multiply(buf.data, momentum, out=self._scratch(g, 1))
+                    g = xp.add(g, nest, out=tmp)
+                else:
+                    g = buf.data
+            step = xp.multiply(g, lr, out=self._scratch(g, 1)) if g is not tmp else \
+                xp.multiply(g, lr, out=tmp)
+            p.data -= step
             bump_version(p)
