@@ -563,6 +563,11 @@ def _sum_to_shape(g, shape):
     return sum_to(g, shape)
 
 
+def _cast(g, dtype):
+    from .ops.elementwise import astype
+    return astype(g, dtype)
+
+
 def _check_grad_finite(node, grads):
     for g in grads:
         if g is not None and not _all_finite(g.data):
@@ -648,8 +653,11 @@ def _run_backward(outputs, grad_outputs, inputs=None, create_graph=False, accumu
             for p, gp in zip(inputs_, in_grads):
                 if gp is None or not p.requires_grad:
                     continue
-                if gp.data.shape != p.data.shape:
-                    gp = _sum_to_shape(gp, p.data.shape)
+                pdata = p.data
+                if gp.data.shape != pdata.shape:
+                    gp = _sum_to_shape(gp, pdata.shape)
+                if gp.data.dtype != pdata.dtype:  # mixed-precision graph: as PyTorch, cast back
+                    gp = _cast(gp, pdata.dtype)
                 key = id(p)
                 prev = grads.get(key)
                 grads[key] = gp if prev is None else prev + gp

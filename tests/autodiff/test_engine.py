@@ -267,11 +267,6 @@ def test_requires_grad_flags_and_leaves():
         ad.tensor([1, 2], requires_grad=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine gap (autodiff/tensor.py, _run_backward): with mixed dtypes (float32 leaf times a "
-    "float64 tensor) the gradient arrives in the promoted dtype and is stored as is; PyTorch "
-    "casts each input gradient to its input's dtype; fix: after unbroadcasting, "
-    "`if gp.data.dtype != p.data.dtype: gp = astype(gp, p.data.dtype)`"))
 def test_gradient_dtype_matches_input_dtype_under_promotion():
     a = leaf([1.0, 2.0], dtype=np.float32)
     b = leaf([3.0, 4.0])
