@@ -66,6 +66,15 @@ def special():
     return _special
 
 
+def scipy_linalg():
+    """``scipy.linalg`` (NumPy backend) or ``cupyx.scipy.linalg`` (CuPy backend)."""
+    if name == "cupy":
+        import cupyx.scipy.linalg as la  # GPU kernels with SciPy's names
+    else:
+        import scipy.linalg as la  # works on the host arrays NumPy already uses
+    return la
+
+
 def get_backend():
     """Name of the active array library: ``"numpy"`` or ``"cupy"``."""
     return name

@@ -502,11 +502,7 @@ def _solve_triangular_array(a, b, upper, unitriangular):
     but vectorised; a Python loop over the batch would cost far more for small n).
     """
     if a.ndim == 2:
-        if B.name == "cupy":
-            from cupyx.scipy.linalg import solve_triangular as tri_solve
-        else:
-            # NumPy backend: the arrays are host arrays already, so SciPy (host) applies.
-            from scipy.linalg import solve_triangular as tri_solve
+        tri_solve = B.scipy_linalg().solve_triangular
         rhs = _fold(b) if b.ndim > 2 else b
         x = tri_solve(a, rhs, lower=not upper, unit_diagonal=unitriangular, check_finite=False)
         x = x.astype(a.dtype, copy=False)
