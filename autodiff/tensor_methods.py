@@ -5,6 +5,7 @@ is a one-line delegation with PyTorch's name and argument order.
 """
 from .tensor import Tensor, _index_data  # noqa: F401
 from .ops import elementwise as ew, reduce as rd, shape as sh, linalg as la
+from .functional import activations as fa
 
 
 def _rsub(a, b):
@@ -44,6 +45,7 @@ def _mT(self):
 
 
 _BINDINGS = {
+    "softmax": fa.softmax, "log_softmax": fa.log_softmax,
     "__add__": ew.add, "__radd__": ew.add, "__sub__": ew.sub, "__rsub__": _rsub,
     "__mul__": ew.mul, "__rmul__": ew.mul, "__truediv__": ew.div, "__rtruediv__": _rdiv,
     "__pow__": ew.pow, "__rpow__": _rpow, "__matmul__": la.matmul, "__rmatmul__": _rmatmul,

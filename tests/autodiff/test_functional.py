@@ -487,3 +487,9 @@ def test_kl_div_reduction_error_lists_batchmean():
 def test_errors_name_the_op_and_shapes(call, pattern):
     with pytest.raises((ValueError, IndexError, TypeError), match=pattern):
         call()
+
+
+def test_tensor_softmax_methods():
+    x = T(randn(2, 3), False)
+    np.testing.assert_array_equal(x.softmax(-1).numpy(), F.softmax(x, -1).numpy())
+    np.testing.assert_array_equal(x.log_softmax(0).numpy(), F.log_softmax(x, 0).numpy())
