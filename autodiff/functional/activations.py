@@ -54,6 +54,8 @@ class Softmax(SaveOutputFunction):
 
     def forward(self, a, dim):
         self.dim = dim
+        if a.shape[dim] == 0:       # nothing to normalise (and no max to shift by)
+            return a.copy()
         xp = B.xp
         e = xp.exp(a - a.max(axis=dim, keepdims=True))
         return e / e.sum(axis=dim, keepdims=True)
@@ -71,6 +73,8 @@ class LogSoftmax(SaveOutputFunction):
 
     def forward(self, a, dim):
         self.dim = dim
+        if a.shape[dim] == 0:
+            return a.copy()
         xp = B.xp
         shifted = a - a.max(axis=dim, keepdims=True)
         return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))

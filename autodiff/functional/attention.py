@@ -94,7 +94,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             scores = scores + bias
     if allowed is not None:
         scores = ew.where(allowed, scores, float("-inf"))
-    if allowed is not None or attn_mask is not None:
+    if S == 0:
+        weights = scores            # (..., L, 0): no keys, so the output is all zeros
+    elif allowed is not None or attn_mask is not None:
         # Rows with every key masked: softmax would give 0/0. Give them zero weights instead
         # (the shift inside the softmax needs one finite score per row, hence the 0.0).
         dead = xp.isneginf(scores.data.max(axis=-1, keepdims=True))

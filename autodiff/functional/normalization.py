@@ -37,8 +37,12 @@ class Normalize(SaveOutputFunction):
 
     def forward(self, a, axes, eps):
         self.axes, self.eps = axes, eps
-        centred = a - a.mean(axis=axes, keepdims=True)
-        var = (centred * centred).mean(axis=axes, keepdims=True)
+        n = 1
+        for ax in axes:
+            n *= a.shape[ax]
+        inv_n = 1.0 / n if n else 0.0      # n = 0: empty groups, nothing to normalise
+        centred = a - a.sum(axis=axes, keepdims=True) * inv_n
+        var = (centred * centred).sum(axis=axes, keepdims=True) * inv_n
         self.rstd = 1.0 / B.xp.sqrt(var + eps)
         return centred * self.rstd
 

@@ -324,3 +324,27 @@ def test_kl_div(reduction, log_target):
         check(lambda q, t: F.kl_div(q, t, reduction=reduction, log_target=log_target),
               lambda q, t: tf().kl_div(q, t, reduction=reduction, log_target=log_target),
               [logq, target], grad_of=grad_of)
+
+
+EMPTY = {
+    "softmax": (lambda x: F.softmax(x, 0), lambda x: tf().softmax(x, 0), [np.zeros((0, 3))]),
+    "log_softmax": (lambda x: F.log_softmax(x, 1), lambda x: tf().log_softmax(x, 1),
+                    [np.zeros((2, 0))]),
+    "layer_norm": (lambda x: F.layer_norm(x, (3,)), lambda x: tf().layer_norm(x, (3,)),
+                   [np.zeros((0, 3))]),
+    "group_norm": (lambda x: F.group_norm(x, 1), lambda x: tf().group_norm(x, 1),
+                   [np.zeros((0, 2, 3))]),
+    "cross_entropy": (F.cross_entropy, lambda x, t: tf().cross_entropy(x, t),
+                      [np.zeros((0, 3)), np.zeros(0, dtype=np.int64)]),
+    "mse": (F.mse_loss, lambda x, t: tf().mse_loss(x, t), [np.zeros((0, 3)), np.zeros((0, 3))]),
+    "sdpa_no_keys": (F.scaled_dot_product_attention,
+                     lambda q, k, v: tf().scaled_dot_product_attention(q, k, v),
+                     [np.ones((2, 3)), np.zeros((0, 3)), np.zeros((0, 4))]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_empty_inputs(name):
+    ours, theirs, arrays = EMPTY[name]
+    with np.errstate(invalid="ignore"):     # mean of nothing is NaN, as in torch
+        check(ours, theirs, arrays, grad_of=[])
