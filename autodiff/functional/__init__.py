@@ -9,7 +9,8 @@ One module per theme:
 * attention:     scaled_dot_product_attention
 * losses:        cross_entropy, nll_loss, mse_loss, l1_loss,
                  binary_cross_entropy_with_logits, gaussian_nll_loss, kl_div
-* convolution, pooling and resampling live in ``autodiff.ops.conv`` and are re-exported here.
+* convolution, pooling and resampling live in ``autodiff.ops.conv``/``pool``/``resample``
+  and are re-exported here.
 
 Each function is built from the engine's differentiable ops (or a small primitive whose
 backward is itself written in those ops), so every one of them has second derivatives.
@@ -22,6 +23,9 @@ from .attention import scaled_dot_product_attention
 from .losses import (cross_entropy, nll_loss, mse_loss, l1_loss,
                      binary_cross_entropy_with_logits, gaussian_nll_loss, kl_div)
 from ..ops.shape import pad
+from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from ..ops.pool import avg_pool2d, max_pool2d, max_pool2d_with_indices, adaptive_avg_pool2d
+from ..ops.resample import interpolate, pixel_shuffle, pixel_unshuffle
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "softplus", "logsigmoid", "gelu", "silu", "elu",
@@ -29,21 +33,7 @@ __all__ = [
     "layer_norm", "group_norm", "batch_norm", "scaled_dot_product_attention",
     "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy_with_logits",
     "gaussian_nll_loss", "kl_div", "pad",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "avg_pool2d", "max_pool2d",
+    "max_pool2d_with_indices", "adaptive_avg_pool2d", "interpolate", "pixel_shuffle",
+    "pixel_unshuffle",
 ]
-
-_CONV_NAMES = ("conv1d", "conv2d", "conv_transpose2d", "avg_pool2d", "max_pool2d",
-               "adaptive_avg_pool2d", "interpolate", "pixel_shuffle", "pixel_unshuffle")
-
-# TEMPORARY guard while autodiff/ops/conv.py is written in parallel: re-export whatever it
-# defines once it exists. Remove the try/except (import the names directly) when it lands.
-try:
-    from ..ops import conv as _conv
-except ModuleNotFoundError as _exc:
-    if _exc.name != f"{__package__.rsplit('.', 1)[0]}.ops.conv":
-        raise                         # a real missing dependency inside conv.py: surface it
-    _conv = None
-if _conv is not None:
-    for _name in _CONV_NAMES:
-        if hasattr(_conv, _name):
-            globals()[_name] = getattr(_conv, _name)
-            __all__.append(_name)

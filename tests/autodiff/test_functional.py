@@ -493,3 +493,13 @@ def test_tensor_softmax_methods():
     x = T(randn(2, 3), False)
     np.testing.assert_array_equal(x.softmax(-1).numpy(), F.softmax(x, -1).numpy())
     np.testing.assert_array_equal(x.log_softmax(0).numpy(), F.log_softmax(x, 0).numpy())
+
+
+def test_issue_names_are_exported():
+    names = """softmax log_softmax logsumexp softplus logsigmoid gelu silu elu relu leaky_relu tanh
+    sigmoid dropout linear embedding one_hot conv1d conv2d conv_transpose2d avg_pool2d max_pool2d
+    adaptive_avg_pool2d interpolate pixel_shuffle pixel_unshuffle layer_norm group_norm batch_norm
+    scaled_dot_product_attention cross_entropy nll_loss mse_loss l1_loss
+    binary_cross_entropy_with_logits gaussian_nll_loss kl_div""".split()
+    missing = [n for n in names if not callable(getattr(F, n, None))]
+    assert not missing and set(names) <= set(F.__all__), missing
