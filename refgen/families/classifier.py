@@ -59,6 +59,8 @@ def train_defaults(data_info):
 class ClassifierModel:
     """The ``Trainable`` wrapping one ``DigitClassifier`` (player ``"model"``)."""
 
+    family = "classifier"  # the name checkpoints record (refgen.train.checkpoint.family_name)
+
     def __init__(self, config):
         missing = [k for k in _ARCH_KEYS if k not in config]
         if missing:
@@ -77,7 +79,6 @@ class ClassifierModel:
         x, y = batch
         if y is None:
             raise ValueError("the classifier family needs labels, but the data set has none")
-        self.net.train()
         logits = self.net(x)                      # (N, K)
         loss = F.cross_entropy(logits, y)         # mean -log p_theta(y | x), nats
         ctx.optimize("model", loss)
