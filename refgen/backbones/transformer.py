@@ -41,32 +41,13 @@ import autodiff.functional as F
 from autodiff import backend as B
 from autodiff import nn
 
-__all__ = ["sinusoidal_positions", "KVCache", "CausalSelfAttention", "MLP", "Block",
+from .embeddings import sinusoidal_positions   # Vaswani et al. 2017 sec. 3.5, interleaved
+
+__all__ = ["KVCache", "CausalSelfAttention", "MLP", "Block",
            "TransformerDecoder", "TransformerEncoderLayer", "TransformerDecoderLayer",
            "TransformerEncoderDecoder"]
 
 POSITION_KINDS = ("learned", "sinusoidal")
-
-
-def sinusoidal_positions(positions, dim, base=10000.0, dtype=None):
-    """Vaswani et al. (2017), section 3.5: fixed position codes, interleaved sin/cos,
-
-        PE[p, 2i] = sin(p / base^(2i/dim)),   PE[p, 2i + 1] = cos(p / base^(2i/dim)).
-
-    :param positions: (T,) integer array or Tensor of positions
-    :param dim: even feature size
-    :return: (T, dim) constant Tensor
-    """
-    if dim % 2:
-        raise ValueError(f"sinusoidal_positions: dim must be even, got {dim}")
-    xp = B.xp
-    dtype = dtype or B.get_default_dtype()
-    pos = positions.data if isinstance(positions, autodiff.Tensor) else xp.asarray(positions)
-    pos = pos.astype(dtype)[:, None]                                       # (T, 1)
-    inv_freq = xp.exp(-math.log(base) * xp.arange(0, dim, 2, dtype=dtype) / dim)  # (dim/2,)
-    angles = pos * inv_freq[None, :]                                       # (T, dim/2)
-    pe = xp.stack([xp.sin(angles), xp.cos(angles)], axis=-1)              # (T, dim/2, 2)
-    return autodiff.Tensor(pe.reshape(pos.shape[0], dim))
 
 
 def _check_positions(kind, where):
@@ -268,10 +249,9 @@ class TransformerDecoder(nn.Module):
         if start + length > self.block_size:
             raise ValueError(f"TransformerDecoder: positions {start}..{start + length - 1} exceed "
                              f"block_size {self.block_size}")
-        idx = B.xp.arange(start, start + length, dtype=B.numpy.int64)
         if self.positions == "learned":
-            return self.wpe(autodiff.Tensor(idx))
-        return sinusoidal_positions(idx, self.n_embd, dtype=like.dtype)
+            return self.wpe(autodiff.Tensor(B.xp.arange(start, start + length, dtype=B.numpy.int64)))
+        return sinusoidal_positions(start + length, self.n_embd, dtype=like.dtype)[start:]
 
     def forward_embeddings(self, x, cache=None):
         _check_embeddings(x, self.n_embd, "TransformerDecoder.forward_embeddings", "x")
@@ -509,11 +489,10 @@ class TransformerEncoderDecoder(nn.Module):
                              f"{self.max_len}")
         if self.scale_embedding:
             x = x * math.sqrt(self.d_model)
-        idx = B.xp.arange(t, dtype=B.numpy.int64)
         if self.positions == "learned":
-            pe = getattr(self, f"{which}_pos")(autodiff.Tensor(idx))
+            pe = getattr(self, f"{which}_pos")(autodiff.Tensor(B.xp.arange(t, dtype=B.numpy.int64)))
         else:
-            pe = sinusoidal_positions(idx, self.d_model, dtype=x.dtype)
+            pe = sinusoidal_positions(t, self.d_model, dtype=x.dtype)
         return self.drop(x + pe)
 
     def encode_embeddings(self, src_emb, src_padding_mask=None):
