@@ -167,8 +167,6 @@ class _Run:
     """The state of one call of ``fit``; methods are the pieces of the loop."""
 
     def __init__(self, trainable, train_data, config, eval_data, progress):
-        if not isinstance(config, TrainConfig):
-            raise TypeError(f"fit: config must be a TrainConfig, got {type(config).__name__}")
         self.trainable = trainable
         self.config = config
         self.eval_data = eval_data
@@ -417,6 +415,9 @@ def fit(trainable, train_data, config, eval_data=None, resume=False, progress=Tr
     Writes ``out_dir/config.json``, ``out_dir/log.jsonl`` and ``out_dir/checkpoint.npz``
     (every ``checkpoint_every`` steps and at the end, atomically).
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"fit: config must be a TrainConfig, got {type(config).__name__} "
+                        "(TrainConfig.from_dict turns a dict into one)")
     os.makedirs(config.out_dir, exist_ok=True)
     _remove_stale_temporaries(config.out_dir)
     return _Run(trainable, train_data, config, eval_data, progress).run(resume)
