@@ -7,6 +7,7 @@ import numpy as np  # host-side: state_dict conversion and comparisons
 import pytest
 
 import autodiff
+from refgen.backbones.convert import convert_state_dict
 from refgen.backbones.embeddings import timestep_embedding
 from refgen.backbones.unet import UNet
 from tests.crosscheck_utils import assert_close, to_torch, torch_or_skip
@@ -175,16 +176,18 @@ def torch_unet_classes(torch):
 
 def build_pair(torch, **cfg):
     """(ours, theirs) with the same random weights (every parameter ~ N(0, 0.3^2), so zero
-    inits and GroupNorm's ones/zeros do not hide any term), loaded through a strict
-    load_state_dict of the torch state_dict converted to arrays."""
+    inits and GroupNorm's ones/zeros do not hide any term): the torch state_dict goes through
+    refgen.backbones.convert (names and shapes checked against ours) and a strict
+    load_state_dict."""
     theirs = torch_unet_classes(torch)(**cfg)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in theirs.parameters():
             p.copy_(0.3 * torch.randn(p.shape, generator=gen))
     ours = UNet(**cfg, zero_init=False, zero_init_out=False)
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    ours.load_state_dict(convert_state_dict(theirs.state_dict(), target_module=ours))
     assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert ours.num_parameters() == sum(p.numel() for p in theirs.parameters())
     return ours, theirs
 
 
