@@ -146,6 +146,17 @@ def _trainable_generators(trainable):
     return gens
 
 
+def _generator_state(where, generator):
+    """A generator's state as plain data, or a clear error where the backend has none."""
+    state = generator.get_state()
+    if not isinstance(state, dict):
+        raise RuntimeError(
+            f"cannot checkpoint the random generator {where} on backend "
+            f"{autodiff.get_backend()!r}: its state is a {type(state).__name__}, not plain "
+            "data (autodiff.Generator.get_state must return a dict for exact resume)")
+    return state
+
+
 def _write_json_atomic(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -194,6 +205,7 @@ class _Run:
         self.ctx = TrainContext(config, self.groups, self.optimizers,
                                 autodiff.Generator(config.seed + 2))
         self.step = 0
+        self.saved_step = None  # the step of the checkpoint now in out_dir
         self.elapsed = 0.0
         self.sums, self.counts = {}, {}
         self.tail, self.history = [], []
@@ -211,9 +223,10 @@ class _Run:
             "schedulers": {k: (s.state_dict() if s is not None else None)
                            for k, s in self.schedulers.items()},
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "rng": {"global": autodiff.default_generator().get_state(),
-                    "loop": self.ctx.generator.get_state(),
-                    "trainable": {k: g.get_state() for k, g in self.generators.items()}},
+            "rng": {"global": _generator_state("global", autodiff.default_generator()),
+                    "loop": _generator_state("ctx.generator", self.ctx.generator),
+                    "trainable": {k: _generator_state(f"generators()[{k!r}]", g)
+                                  for k, g in self.generators.items()}},
             "loader": self.loader.state_dict(),
             "log_window": {"sums": dict(self.sums), "counts": dict(self.counts)},
             "log_tail": list(self.tail), "metrics": dict(self.metrics),
@@ -258,7 +271,7 @@ class _Run:
         for name, g in self.generators.items():
             g.set_state(rng["trainable"][name])
         self.loader.load_state_dict(ckpt["loader"])
-        self.step = int(ckpt["step"])
+        self.step = self.saved_step = int(ckpt["step"])
         self.elapsed = float(ckpt.get("elapsed", 0.0))
         window = ckpt.get("log_window") or {}
         self.sums = {k: float(v) for k, v in window.get("sums", {}).items()}
@@ -278,6 +291,7 @@ class _Run:
 
     def save(self):
         save_checkpoint(self.ckpt_path, self.payload())
+        self.saved_step = self.step
 
     # ---- one step
     def train_step(self):
@@ -295,11 +309,11 @@ class _Run:
         numbers = {str(k): _as_float(k, v, self.step) for k, v in metrics.items()}
         bad = [k for k, v in numbers.items() if not math.isfinite(v)]
         if bad:
-            last = f"step {self.step - self.step % self.config.checkpoint_every}"
+            last = ("no checkpoint was written" if self.saved_step is None else
+                    f"the last checkpoint is {self.ckpt_path!r} at step {self.saved_step}")
             raise FloatingPointError(
                 f"training diverged at step {self.step}: {', '.join(bad)} = "
-                f"{', '.join(repr(numbers[k]) for k in bad)}; the last checkpoint is "
-                f"{self.ckpt_path!r} ({last} or earlier)")
+                f"{', '.join(repr(numbers[k]) for k in bad)}; {last}")
         numbers.update(lrs)
         numbers.update({f"grad_norm/{p}": v for p, v in self.ctx.grad_norms.items()})
         for sched in self.schedulers.values():

@@ -294,13 +294,34 @@ def test_step_without_optimize_and_nonfinite_loss_are_errors(tmp_path):
     class Diverges(MLPClassifier):
         def training_step(self, batch, step, ctx):
             super().training_step(batch, step, ctx)
-            return {"loss": math.nan if step == 2 else 1.0}
+            return {"loss": math.nan if step == 5 else 1.0}
 
     loader = ToyLoader(ToyData(), 16, autodiff.Generator(0))
     with pytest.raises(RuntimeError, match="never called ctx.optimize"):
         fit(Lazy(), loader, default_config(tmp_path / "a"), progress=False)
-    with pytest.raises(FloatingPointError, match="diverged at step 2: loss = nan"):
+    with pytest.raises(FloatingPointError, match="diverged at step 5: loss = nan; the last "
+                                                 "checkpoint is .*checkpoint.npz' at step 4"):
         fit(Diverges(), loader, default_config(tmp_path / "b"), progress=False)
+    with pytest.raises(FloatingPointError, match="no checkpoint was written"):
+        fit(Diverges(), loader, default_config(tmp_path / "c", checkpoint_every=8),
+            progress=False)
+
+
+def test_a_generator_without_plain_state_is_a_clear_error(tmp_path):
+    class Opaque(autodiff.Generator):
+        __slots__ = ()
+
+        def get_state(self):
+            return object()
+
+    class Model(MLPClassifier):
+        def generators(self):
+            return {"noise": Opaque(3)}
+
+    with pytest.raises(RuntimeError, match=r"generator generators\(\)\['noise'\] on backend "
+                                           "'numpy': its state is a object"):
+        fit(Model(), ToyLoader(ToyData(), 16, autodiff.Generator(0)),
+            default_config(tmp_path / "a"), progress=False)
 
 
 def test_not_a_trainable(tmp_path):
