@@ -12,8 +12,8 @@ from autodiff import nn
 from autodiff.optim import lr_scheduler
 from refgen.train import CheckpointError, TrainConfig, fit, load_checkpoint, read_log
 
-from .test_resume_sigkill import assert_identical
-from .toy_trainable import MLPClassifier, ToyData, ToyGAN, ToyLoader, default_config, run_mlp
+from .toy_trainable import (MLPClassifier, ToyData, ToyGAN, ToyLoader, assert_identical,
+                            default_config, run_mlp)
 
 
 def params_of(model):

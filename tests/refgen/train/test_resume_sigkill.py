@@ -15,14 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np  # host-side: exact comparison of checkpoint arrays in tests
 import pytest
 
-from autodiff import backend as B
-from autodiff import Tensor
 from refgen.train import load_checkpoint, read_log
 
-from .toy_trainable import run_mlp
+from .toy_trainable import assert_identical, run_mlp
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
@@ -60,25 +57,6 @@ def _finish(out_dir):
     proc = _child(out_dir, "--resume")
     out, err = proc.communicate()
     assert proc.returncode == 0, err.decode()[-3000:]
-
-
-def assert_identical(a, b, path="ckpt"):
-    """Nested equality, arrays compared bit for bit (same dtype, same bytes)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), f"{path}: keys {list(a)} vs {list(b)}"
-        for k in a:
-            assert_identical(a[k], b[k], f"{path}[{k!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), f"{path}: {a!r} vs {b!r}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_identical(x, y, f"{path}[{i}]")
-    elif isinstance(a, Tensor) or B.is_backend_array(a):
-        x = B.to_numpy(a.data if isinstance(a, Tensor) else a)
-        y = B.to_numpy(b.data if isinstance(b, Tensor) else b)
-        assert x.dtype == y.dtype and x.shape == y.shape, f"{path}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
-        assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), f"{path}: values differ"
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 def _without_times(records):

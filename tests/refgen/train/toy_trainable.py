@@ -9,13 +9,15 @@ and then waits forever (the parent kills it with SIGKILL); ``--block-in-save k``
 half of the k-th checkpoint archive, then the marker, then waits: a kill "during the write".
 """
 import argparse
-import os
 import sys
 import time
 
+import numpy as np  # host-side: bit-for-bit comparison of checkpoint arrays
+
 import autodiff
 import autodiff.functional as F
-from autodiff import nn
+from autodiff import Tensor, nn
+from autodiff import backend as B
 
 from refgen.train import TrainConfig, fit
 
@@ -134,6 +136,26 @@ class ToyGAN:
         loss_g = F.softplus(-self.D(fake)).mean()
         ctx.optimize("generator", loss_g)
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+
+
+def assert_identical(a, b, path="ckpt"):
+    """Nested equality, arrays compared bit for bit (same dtype, same bytes)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f"{path}: keys {list(a)} vs {list(b)}"
+        for k in a:
+            assert_identical(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), f"{path}: {a!r} vs {b!r}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{path}[{i}]")
+    elif isinstance(a, Tensor) or B.is_backend_array(a):
+        x = B.to_numpy(a.data if isinstance(a, Tensor) else a)
+        y = B.to_numpy(b.data if isinstance(b, Tensor) else b)
+        assert x.dtype == y.dtype and x.shape == y.shape, \
+            f"{path}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}"
+        assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), f"{path}: values differ"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 # --------------------------------------------------------------------------- a run
