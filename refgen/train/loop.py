@@ -253,8 +253,12 @@ class _Run:
                                       f"it holds: {', '.join(ckpt['modules'])}")
             module.load_state_dict(ckpt["modules"][name])
         for player, opt in self.optimizers.items():
+            if player not in ckpt["optimizers"]:
+                raise CheckpointError(f"checkpoint {self.ckpt_path!r} has no optimiser for "
+                                      f"player {player!r}; it holds: "
+                                      f"{', '.join(ckpt['optimizers'])}")
             opt.load_state_dict(ckpt["optimizers"][player])
-            sched, saved = self.schedulers[player], ckpt["schedulers"].get(player)
+            sched, saved = self.schedulers[player], (ckpt.get("schedulers") or {}).get(player)
             if sched is not None and saved is not None:
                 sched.load_state_dict(saved)
         if self.ema is not None:
