@@ -1,0 +1,139 @@
+"""The ``refgen`` command: help with examples everywhere, one-line errors without a
+traceback, and train -> eval -> sample on digits end to end."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from refgen.cli import build_parser, main
+
+COMMANDS = [[], ["train"], ["sample"], ["eval"], ["data"], ["data", "list"],
+            ["data", "download"], ["data", "show"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "refgen")
+def test_help_shows_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(command + ["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out
+    # the example is a runnable command line of this very command
+    assert "  refgen " + " ".join(command) in out
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    top = next(a for a in parser._actions if getattr(a, "choices", None))
+    assert set(top.choices) == {"train", "sample", "eval", "data"}
+
+
+def _error_line(capsys):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def test_unknown_family_lists_known(capsys):
+    assert main(["train", "vea", "--data", "digits"]) == 1
+    line = _error_line(capsys)
+    assert "'vea'" in line and "classifier" in line
+
+
+def test_unknown_data_set_lists_known(capsys, tmp_path):
+    assert main(["train", "classifier", "--data", "mnits", "--out", str(tmp_path)]) == 1
+    line = _error_line(capsys)
+    assert "'mnits'" in line and "digits" in line and "mnist" in line
+    assert main(["data", "show", "mnits"]) == 1
+    assert "digits" in _error_line(capsys)
+
+
+def test_missing_and_corrupt_checkpoint_named(capsys, tmp_path):
+    missing = tmp_path / "missing.npz"
+    assert main(["eval", "--checkpoint", str(missing)]) == 1
+    assert "missing.npz" in _error_line(capsys)
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    assert main(["sample", "--checkpoint", str(corrupt), "--n", "4",
+                 "--out", str(tmp_path / "s.png")]) == 1
+    assert "corrupt.npz" in _error_line(capsys)
+
+
+def test_gpu_without_cupy_is_one_line(capsys, tmp_path):
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed: the missing-CuPy error cannot be shown")
+    except ImportError:
+        pass
+    assert main(["train", "classifier", "--data", "digits", "--device", "gpu",
+                 "--out", str(tmp_path)]) == 1
+    assert "CuPy" in _error_line(capsys)
+
+
+def test_python_dash_m_exits_nonzero_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "refgen", "train", "nope", "--data", "digits"],
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "REFGEN_DEBUG": ""})
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "known: classifier" in proc.stderr
+
+
+def test_data_list_and_show(capsys, tmp_path):
+    assert main(["data", "list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "digits" in names and "mnist" in names
+    out = tmp_path / "digits.png"
+    assert main(["data", "show", "digits", "--out", str(out), "--n", "16"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "digits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_train_eval_sample_on_digits(capsys, tmp_path, dtype):
+    run = tmp_path / "run"
+    args = ["train", "classifier", "--data", "digits", "--steps", "30", "--out", str(run),
+            "--quiet", "--dtype", dtype, "--seed", "3"]
+    assert main(args) == 0, capsys.readouterr().err
+    for name in ("checkpoint.npz", "log.jsonl", "config.json", "loss.png"):
+        assert (run / name).exists(), name
+    assert "checkpoint" in capsys.readouterr().out
+
+    ckpt = str(run / "checkpoint.npz")
+    assert main(["eval", "--checkpoint", ckpt, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["step"] == 30 and result["data"] == "digits" and result["split"] == "test"
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["nll"] > 0
+    assert result["accuracy"] > 0.3          # 30 steps already beat chance (0.1) clearly
+
+    assert main(["eval", "--checkpoint", ckpt, "--metrics", "accuracy", "--split", "val"]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "nll" not in out
+
+    assert main(["eval", "--checkpoint", ckpt, "--metrics", "fid"]) == 1
+    line = _error_line(capsys)
+    assert "fid" in line and "accuracy" in line and "nll" in line
+
+    assert main(["sample", "--checkpoint", ckpt, "--n", "4",
+                 "--out", str(tmp_path / "s.png")]) == 1
+    assert "cannot sample" in _error_line(capsys)
+
+    # a fresh run never overwrites a checkpoint; --resume of a finished run is a no-op
+    assert main(args) == 1
+    assert "checkpoint" in _error_line(capsys)
+    assert main(args + ["--resume"]) == 0
+
+
+@pytest.mark.slow
+def test_digits_classifier_trains_from_scratch_to_97_percent(capsys, tmp_path):
+    """The shipped weights' recipe (refgen/weights/README.md), default options."""
+    run = tmp_path / "clf-digits"
+    assert main(["train", "classifier", "--data", "digits", "--out", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run / "checkpoint.npz"), "--json"]) == 0
+    accuracy = json.loads(capsys.readouterr().out)["accuracy"]
+    assert accuracy >= 0.97, f"digits test accuracy {accuracy:.4f} < 0.97"
