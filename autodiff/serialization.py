@@ -144,6 +144,11 @@ def save(obj, path):
             _write_archive(f, arrays)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file with mode 0600; give it the permissions an ordinary
+        # open() would (0666 less the umask) so saved files are readable as usual.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
