@@ -421,10 +421,14 @@ class _Stack(nn.Module):
     """``layers`` (a ModuleList) followed by a final LayerNorm ``norm`` (PyTorch's
     TransformerEncoder/TransformerDecoder with ``norm=``), so parameter names match."""
 
-    def __init__(self, layers, norm):
+    def __init__(self, layers, norm, name):
         super().__init__()
         self.layers = nn.ModuleList(layers)
         self.norm = norm
+        self._name = name
+
+    def _get_name(self):
+        return self._name
 
     def forward(self, x, *args):
         for layer in self.layers:
@@ -475,9 +479,11 @@ class TransformerEncoderDecoder(nn.Module):
         args = (d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, bias,
                 generator)
         self.encoder = _Stack([TransformerEncoderLayer(*args) for _ in range(num_encoder_layers)],
-                              nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias))
+                              nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias),
+                              "TransformerEncoder")
         self.decoder = _Stack([TransformerDecoderLayer(*args) for _ in range(num_decoder_layers)],
-                              nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias))
+                              nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias),
+                              "TransformerDecoderStack")
         self.lm_head = nn.Linear(d_model, tgt_vocab_size, bias=False, generator=generator)
         if tie_weights:
             self.lm_head.weight = self.tgt_embed.weight
