@@ -236,5 +236,3 @@ class MultivariateNormal(Distribution):
     def entropy(self):
         d = self.event_shape[0]
         return 0.5 * d * (1.0 + LOG_2PI) + self._half_log_det()
-
-
