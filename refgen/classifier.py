@@ -28,7 +28,9 @@ import autodiff
 import autodiff.functional as F
 from autodiff import nn
 
-__all__ = ["DigitClassifier", "default_architecture", "load_pretrained", "pretrained_names",
+POOLING = ("mean", "flatten")
+
+__all__ = ["DigitClassifier", "POOLING", "default_architecture", "load_pretrained", "pretrained_names",
            "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
@@ -49,10 +51,9 @@ def default_architecture(image_size):
         side = (side + 1) // 2
         downsamples += 1
     if image_size <= 8:
-        channels = (16, 32, 64)
-    else:
-        channels = (32,) + (64,) * downsamples + (128,)
-    return {"channels": list(channels), "downsamples": downsamples}
+        return {"channels": [16, 32, 64], "downsamples": downsamples, "pool": "mean"}
+    return {"channels": [16] + [32] * downsamples, "downsamples": downsamples,
+            "pool": "flatten"}
 
 
 class DigitClassifier(nn.Module):
@@ -68,11 +69,15 @@ class DigitClassifier(nn.Module):
     """
 
     def __init__(self, in_channels=1, image_size=8, num_classes=10, channels=None,
-                 downsamples=None, hidden=128):
+                 downsamples=None, hidden=128, pool=None):
         super().__init__()
         arch = default_architecture(image_size)
         channels = list(arch["channels"] if channels is None else channels)
         downsamples = arch["downsamples"] if downsamples is None else int(downsamples)
+        pool = arch["pool"] if pool is None else pool
+        if pool not in POOLING:
+            raise ValueError(f"DigitClassifier: unknown pool {pool!r}; known: "
+                             f"{', '.join(POOLING)}")
         if not channels:
             raise ValueError("DigitClassifier: channels must name at least one conv width")
         if not 0 <= downsamples <= len(channels) - 1:
@@ -87,11 +92,15 @@ class DigitClassifier(nn.Module):
             layers += [nn.Conv2d(c_in, int(c), 3, stride=stride, padding=1), nn.ReLU()]
             c_in = int(c)
         self.body = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, self.hidden)
+        self.pool = pool
+        side = int(image_size)
+        for _ in range(downsamples):
+            side = (side + 1) // 2
+        self.fc = nn.Linear(c_in if pool == "mean" else c_in * side * side, self.hidden)
         self.head = nn.Linear(self.hidden, self.num_classes)
         self.config = {"in_channels": self.in_channels, "image_size": int(image_size),
                        "num_classes": self.num_classes, "channels": [int(c) for c in channels],
-                       "downsamples": downsamples, "hidden": self.hidden}
+                       "downsamples": downsamples, "hidden": self.hidden, "pool": pool}
 
     def _check_input(self, x):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
@@ -101,7 +110,9 @@ class DigitClassifier(nn.Module):
     def features(self, x):
         """Penultimate activations, (N, C, H, W) -> (N, hidden): the metrics' feature space."""
         self._check_input(x)
-        h = self.body(x).mean(dim=(2, 3))  # global average pooling, (N, c_last)
+        h = self.body(x)                                  # (N, c_last, h, w)
+        # "mean": global average pooling, (N, c_last); "flatten": (N, c_last * h * w)
+        h = h.mean(dim=(2, 3)) if self.pool == "mean" else h.reshape(h.shape[0], -1)
         return F.relu(self.fc(h))
 
     def logits(self, x):
@@ -147,7 +158,8 @@ def load_pretrained(name="digits", path=None):
         raise ValueError(f"{path} holds neither classifier weights nor a classifier "
                          "checkpoint (no 'state_dict' or 'modules/model' entry)")
     net = DigitClassifier(**{k: config[k] for k in ("in_channels", "image_size", "num_classes",
-                                                    "channels", "downsamples", "hidden")})
+                                                    "channels", "downsamples", "hidden",
+                                                    "pool")})
     net.load_state_dict(state)
     return net.eval()
 

@@ -400,14 +400,16 @@ def build_parser():
 # --------------------------------------------------------------------------- entry point
 def _user_errors():
     """Exception types that mean 'the user can fix this': one line, no traceback."""
-    errors = [CLIError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-              PermissionError, NotImplementedError, RuntimeError, ConnectionError, TimeoutError,
-              FloatingPointError]
-    return tuple(errors)
+    # OSError covers missing/existing files, permissions, a full disk, no network;
+    # ValueError the project's named errors (unknown names, CheckpointError, IDXError, ...)
+    return (CLIError, ValueError, OSError, NotImplementedError, RuntimeError,
+            FloatingPointError)
 
 
 def _one_line(exc):
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileExistsError) and "resume" in text:
+        text += " (with refgen train: add --resume, or give another --out)"
     if isinstance(exc, KeyError) and exc.args:
         text = str(exc.args[0])
     return " ".join(text.split())

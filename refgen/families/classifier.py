@@ -17,7 +17,8 @@ from ..classifier import DigitClassifier
 
 __all__ = ["ClassifierModel", "default_config", "build", "train_defaults"]
 
-_ARCH_KEYS = ("in_channels", "image_size", "num_classes", "channels", "downsamples", "hidden")
+_ARCH_KEYS = ("in_channels", "image_size", "num_classes", "channels", "downsamples", "hidden",
+              "pool")
 
 
 def _image_shape(data_info):

@@ -96,19 +96,20 @@ def test_data_list_and_show(capsys, tmp_path):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_train_eval_sample_on_digits(capsys, tmp_path, dtype):
     run = tmp_path / "run"
-    args = ["train", "classifier", "--data", "digits", "--steps", "30", "--out", str(run),
-            "--quiet", "--dtype", dtype, "--seed", "3"]
+    args = ["train", "classifier", "--data", "digits", "--steps", "40", "--out", str(run),
+            "--quiet", "--dtype", dtype, "--seed", "3", "--log-every", "10"]
     assert main(args) == 0, capsys.readouterr().err
     for name in ("checkpoint.npz", "log.jsonl", "config.json", "loss.png"):
         assert (run / name).exists(), name
     assert "checkpoint" in capsys.readouterr().out
+    losses = [json.loads(line)["loss"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 4 and losses[-1] < losses[0]   # it learns
 
     ckpt = str(run / "checkpoint.npz")
     assert main(["eval", "--checkpoint", ckpt, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["step"] == 30 and result["data"] == "digits" and result["split"] == "test"
+    assert result["step"] == 40 and result["data"] == "digits" and result["split"] == "test"
     assert 0.0 <= result["accuracy"] <= 1.0 and result["nll"] > 0
-    assert result["accuracy"] > 0.3          # 30 steps already beat chance (0.1) clearly
 
     assert main(["eval", "--checkpoint", ckpt, "--metrics", "accuracy", "--split", "val"]) == 0
     out = capsys.readouterr().out
