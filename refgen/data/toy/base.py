@@ -6,7 +6,9 @@ A toy density has ``name``, ``bounds`` ((xmin, xmax), (ymin, ymax)), ``exact`` (
 probability (a bound stated per density), so a grid over them integrates to 1 - tail_mass.
 
 log_prob is evaluated on raw backend arrays and returned as a constant Tensor (no gradient):
-it is the ground truth a model is measured against, not a training objective.
+it is the ground truth a model is measured against, not a training objective. Use float64
+for KL estimates: in float32 log p differs from float64 by up to ~5e-5 nats where
+log p > -50 (measured on a 50 x 50 grid for moons, swissroll, rings, ring8).
 """
 import math
 
