@@ -208,6 +208,9 @@ def plot_density(log_prob, bounds, path, grid_size=200, title=None, samples=None
     return save_figure(fig, path)
 
 
+_NOT_PLOTTED = ("step", "time", "wall")  # the x axis and clock times, not training numbers
+
+
 def read_log(path):
     """The records of a ``log.jsonl`` (one JSON object per line); a bad line names the file."""
     path = os.fspath(path)
@@ -229,7 +232,7 @@ def plot_loss_curves(logs, path, keys=None, title=None, logy=None):
     """Plot logged numbers against ``step``, one panel per key, one line per log file.
 
     :param logs: a ``log.jsonl`` path, or a list of them, or a dict label -> path
-    :param keys: which numbers (default: every numeric key except step and time)
+    :param keys: which numbers (default: every numeric key except step, time and wall)
     :param logy: log-scale y for keys containing 'loss' when all values are positive
         (default True)
     """
@@ -244,13 +247,17 @@ def plot_loss_curves(logs, path, keys=None, title=None, logy=None):
         for records in runs.values():
             for r in records:
                 for k, v in r.items():
-                    if k not in ("step", "time") and k not in keys and \
+                    if k not in _NOT_PLOTTED and k not in keys and \
                             isinstance(v, (int, float)) and not isinstance(v, bool):
                         keys.append(k)
     if not keys:
         raise ValueError(f"no numbers to plot in {', '.join(map(str, logs.values()))}")
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    ncols = min(3, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(keys):]:
+        ax.set_axis_off()
+    for ax, key in zip(axes.ravel(), keys):
         for label, records in runs.items():
             pts = [(r["step"], r[key]) for r in records if key in r and "step" in r
                    and isinstance(r[key], (int, float))]
