@@ -8,16 +8,19 @@ Architecture (LeCun et al. 1998 in spirit; global average pooling as Lin et al. 
       -> conv3x3(C -> c0), ReLU                      stride 1, keeps H x W
       -> conv3x3(c_{i-1} -> c_i, stride 2), ReLU     ``downsamples`` times: H -> ceil(H / 2)
       -> conv3x3(c_{i-1} -> c_i), ReLU               the remaining channels, stride 1
-      -> mean over H, W                              (N, c_last)
-      -> linear(c_last -> hidden), ReLU              = features(x), (N, hidden)
+      -> pool: "mean" over H, W (N, c_last), or "flatten" (N, c_last * h * w)
+      -> linear(-> hidden), ReLU                     = features(x), (N, hidden)
       -> linear(hidden -> num_classes)               = logits(x), (N, num_classes)
 
     p_theta(y | x) = softmax(logits(x))_y, trained by minimising the cross-entropy
     -log p_theta(y | x) averaged over the batch.
 
-The default sizes follow the image size: 8x8 digits get channels (16, 32, 64) with one
-downsampling (about 33k parameters, 130 KB in float32, so the trained weights ship in
-``refgen/weights/``); 28x28 MNIST gets (32, 64, 64, 128) with two (28 -> 14 -> 7).
+The default sizes follow the image size (``default_architecture``): 8x8 digits get channels
+(16, 32, 64), one downsampling and mean pooling (33k parameters, 136 KB in float32, so the
+trained weights ship in ``refgen/weights/``); 28x28 MNIST gets (16, 32, 64), two
+downsamplings (28 -> 14 -> 7) and flattening (426k parameters): on MNIST, mean pooling
+after so few layers stayed below 96% test accuracy in 1500 steps, flattening keeps where
+the strokes are.
 
 ``load_pretrained("digits")`` returns the shipped network in eval mode.
 """
@@ -52,7 +55,7 @@ def default_architecture(image_size):
         downsamples += 1
     if image_size <= 8:
         return {"channels": [16, 32, 64], "downsamples": downsamples, "pool": "mean"}
-    return {"channels": [16] + [32] * downsamples, "downsamples": downsamples,
+    return {"channels": [16] + [32] * (downsamples - 1) + [64], "downsamples": downsamples,
             "pool": "flatten"}
 
 

@@ -19,15 +19,20 @@ def test_logits_and_features_match_torch(size):
         layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1), nn.ReLU()]
         c_in = c
 
+    flatten = net.config["pool"] == "flatten"
+    side = 7 if size == 28 else 4
+
     class Reference(nn.Module):
         def __init__(self):
             super().__init__()
             self.body = nn.Sequential(*layers)
-            self.fc = nn.Linear(c_in, net.hidden)
+            self.fc = nn.Linear(c_in * side * side if flatten else c_in, net.hidden)
             self.head = nn.Linear(net.hidden, 10)
 
         def features(self, x):
-            return torch.relu(self.fc(self.body(x).mean(dim=(2, 3))))
+            h = self.body(x)
+            h = torch.flatten(h, 1) if flatten else h.mean(dim=(2, 3))
+            return torch.relu(self.fc(h))
 
     ref = Reference().double()
     ref.load_state_dict({k: to_torch(v) for k, v in net.state_dict().items()})
