@@ -138,3 +138,82 @@ def test_digits_classifier_trains_from_scratch_to_97_percent(capsys, tmp_path):
     assert main(["eval", "--checkpoint", str(run / "checkpoint.npz"), "--json"]) == 0
     accuracy = json.loads(capsys.readouterr().out)["accuracy"]
     assert accuracy >= 0.97, f"digits test accuracy {accuracy:.4f} < 0.97"
+
+
+def test_data_show_points_draws_over_the_density(capsys, tmp_path):
+    out = tmp_path / "ring8.png"
+    assert main(["data", "show", "ring8", "--out", str(out), "--n", "200"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_write_samples_formats(tmp_path):
+    import numpy as np  # host-side: reading back the saved samples
+
+    import autodiff
+    from refgen.cli import CLIError, _write_samples
+    x = autodiff.rand(5, 1, 8, 8)
+    _write_samples(x, str(tmp_path / "s.npy"), {}, "digits", "t")
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), x.numpy())
+    assert _write_samples(x, str(tmp_path / "s.png"), {}, "digits", "t")
+    assert _write_samples(autodiff.randn(50, 2), str(tmp_path / "p.png"), {}, "ring8", "t")
+    with pytest.raises(CLIError, match=r"\.txt"):
+        _write_samples(x, str(tmp_path / "s.txt"), {}, "digits", "t")
+    with pytest.raises(CLIError, match=r"\(5, 3\)"):
+        _write_samples(autodiff.randn(5, 3), str(tmp_path / "q.png"), {}, "x", "t")
+
+
+class _MeanFamily:
+    """A toy generative family registered only in the test: p_theta(x) = N(x; mu, I)."""
+
+    @staticmethod
+    def default_config(info):
+        return {"dim": int(info["shape"][0])}
+
+    @staticmethod
+    def build(config, info=None):
+        import autodiff
+        from autodiff import nn
+
+        class Model:
+            family = "mean"
+
+            def __init__(self):
+                self.config = dict(config)
+                self.net = nn.Linear(1, config["dim"])   # mu = its bias (weight unused)
+
+            def modules(self):
+                return {"model": self.net}
+
+            def parameter_groups(self):
+                return {"model": list(self.net.parameters())}
+
+            def training_step(self, batch, step, ctx):
+                x, _ = batch
+                loss = ((x - self.net.bias) ** 2).sum(dim=1).mean()
+                ctx.optimize("model", loss)
+                return {"loss": loss.item()}
+
+            def sample(self, n, generator):
+                eps = autodiff.randn(n, self.config["dim"], generator=generator)
+                return self.net.bias.detach() + eps
+
+        return Model()
+
+
+def test_a_new_family_plugs_into_train_and_sample(capsys, tmp_path, monkeypatch):
+    import numpy as np  # host-side: reading back the samples
+
+    from refgen import families
+    monkeypatch.setitem(families.FAMILIES, "mean", _MeanFamily)
+    run = tmp_path / "run"
+    assert main(["train", "mean", "--data", "ring8", "--steps", "5", "--out", str(run),
+                 "--quiet", "--eval-split", "none"]) == 0, capsys.readouterr().err
+    ckpt = str(run / "checkpoint.npz")
+    assert main(["sample", "--checkpoint", ckpt, "--n", "7", "--out",
+                 str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (7, 2)
+    assert main(["sample", "--checkpoint", ckpt, "--n", "50", "--out",
+                 str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["eval", "--checkpoint", ckpt]) == 1
+    assert "no evaluation" in _error_line(capsys)
