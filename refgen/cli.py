@@ -57,9 +57,12 @@ def _restore(checkpoint_path, device, use_ema=True):
     from refgen import families
     from refgen.train import load_checkpoint
     from refgen.train.checkpoint import restore_modules
+    _setup(device)  # first: the checkpoint's arrays then load onto the chosen backend
     ckpt = load_checkpoint(checkpoint_path)
     config = dict(ckpt["config"])
-    _setup(device, config.get("dtype"))
+    if config.get("dtype"):
+        import autodiff
+        autodiff.set_default_dtype(config["dtype"])  # rebuild in the dtype it trained in
     family = families.get_family(ckpt["family"])
     trainable = family.build(config, None)
     restore_modules(trainable, ckpt, use_ema=use_ema)
@@ -239,7 +242,6 @@ def cmd_data_download(args):
 
 
 def cmd_data_show(args):
-    _setup("cpu", "float64")
     from refgen import data
     print(data.describe(args.name))
     if not args.out:
