@@ -13,7 +13,8 @@ import statistics
 import sys
 import time
 
-THREADS = 2
+# Issue 2 asks for 2 threads; REFGEN_BENCH_THREADS overrides it for a supplementary run.
+THREADS = int(os.environ.get("REFGEN_BENCH_THREADS", "2"))
 
 # On some processors this workplace sets these so that old OpenBLAS builds pick a safe
 # (slow) kernel; the benchmark process unsets both so NumPy runs its native kernel.

@@ -13,6 +13,7 @@ with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (see ``harness.benchmark_env``
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import traceback
@@ -137,7 +138,7 @@ def main(argv=None):
     if failures:
         print("\nFAILURES:\n  " + "\n  ".join(failures), file=sys.stderr)
     if args.write:
-        cmd = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+        cmd = "python -m benchmarks.run " + shlex.join(argv if argv is not None else sys.argv[1:])
         section = [f"\n## Run of {info['date']}\n", f"Command: `{cmd.strip()}`  "]
         if args.note:
             section.append(f"Note: {args.note}  ")
