@@ -147,6 +147,8 @@ def cmd_train(args):
     options.update({k: v for k, v in cli.items() if v is not None})
     out_dir = args.out or os.path.join("runs", f"{args.family}-{args.data}")
     options["out_dir"] = out_dir
+    # a short run (--steps 30) still logs, evaluates and checkpoints: intervals <= steps,
+    # and a family's warmup that would not fit is dropped
     for key in ("checkpoint_every", "log_every", "eval_every"):
         if options.get(key) is not None and options.get("steps") is not None:
             options[key] = min(options[key], options["steps"])
