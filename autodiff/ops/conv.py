@@ -94,18 +94,14 @@ def _col2im(cols, geom, in_hw):
     return _pad_or_crop(out, ((-pt, -pb), (-pl, -pr)))
 
 
-def _conv_raw(x, w, geom, keep=None):
-    """Forward convolution on arrays: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo).
-
-    ``keep``, a list, receives the im2col columns (reused by the weight gradient)."""
+def _conv_raw(x, w, geom):
+    """Forward convolution on arrays: x (N, C, H, W), w (O, C/G, kh, kw) -> (N, O, Ho, Wo)."""
     xp = B.xp
     g = geom.groups
     n = x.shape[0]
     o = w.shape[0]
     ho, wo = geom.out_size(x.shape[2:])
     cols = _im2col(x, geom, (ho, wo))
-    if keep is not None:
-        keep.append(cols)
     cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, Cg*kh*kw, L)
     # Contiguous operands keep matmul on BLAS (a broadcast or transposed view falls back
     # to NumPy's slow loop, ~40x slower).
@@ -139,13 +135,14 @@ def _conv_transpose_raw(gy, w, geom, in_hw):
     return _col2im(cols.reshape(n, g * cg, kh, kw, ho, wo), geom, in_hw)
 
 
-def _conv_weight_raw(x, gy, geom, cols=None):
+def _conv_weight_raw(x, gy, geom):
     """Adjoint of ``_conv_raw`` in w: sum over n, i, j of gy x-windows -> (O, C/G, kh, kw)."""
     xp = B.xp
     g = geom.groups
     n, o, ho, wo = gy.shape
-    if cols is None:
-        cols = _im2col(x, geom, (ho, wo))
+    # im2col again rather than keeping the forward's columns: they are kh*kw times the
+    # input (725 MiB over the benchmark U-Net's graph); one more strided copy is cheap.
+    cols = _im2col(x, geom, (ho, wo))
     c = cols.shape[1]
     cols = cols.reshape(n, g, -1, ho * wo)            # (N, G, K, L)
     gw = xp.matmul(xp.ascontiguousarray(gy).reshape(n, g, o // g, ho * wo),
@@ -154,51 +151,63 @@ def _conv_weight_raw(x, gy, geom, cols=None):
 
 
 # --------------------------------------------------------------------------- primitives
-class Conv2d(Function):
-    """y = conv2d(x, w) without bias; see the module docstring."""
+def _bias_grad(g, inputs):
+    """Gradient of a per-channel bias (third input, when present): g summed over N, H, W."""
+    if len(inputs) < 3 or not inputs[2].requires_grad:
+        return None
+    return g.sum(dim=(0, 2, 3))
 
-    def forward(self, x, w, geom):
+
+class Conv2d(Function):
+    """y = conv2d(x, w) (+ b per output channel); see the module docstring.
+
+    The bias is fused into the primitive (as PyTorch does) so the unbiased output is never
+    a separate array held by the graph.
+    """
+
+    def forward(self, x, w, b=None, geom=None):
         self.geom = geom
-        # The columns are kept for the weight gradient (saves a second im2col pass); they
-        # are freed with this node, and dropped at once when nothing is recorded.
-        keep = []
-        y = _conv_raw(x, w, geom, keep)
-        self.cols = keep[0]
+        y = _conv_raw(x, w, geom)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
         return y
 
     def backward(self, g):
-        x, w = self.inputs
+        x, w = self.inputs[:2]
         gx = gw = None
         if x.requires_grad:
             gx = ConvTranspose2d.apply(g, w, geom=self.geom, in_hw=x.shape[2:])
         if w.requires_grad:
-            gw = Conv2dWeight.apply(x, g, geom=self.geom, cols=self.cols)
-        return gx, gw
+            gw = Conv2dWeight.apply(x, g, geom=self.geom)
+        return gx, gw, _bias_grad(g, self.inputs)
 
 
 class ConvTranspose2d(Function):
-    """x = A_w^T gy: the adjoint in x of ``Conv2d`` with weight w, giving spatial size in_hw."""
+    """x = A_w^T gy (+ b): the adjoint in x of ``Conv2d`` with weight w, spatial size in_hw."""
 
-    def forward(self, gy, w, geom, in_hw):
+    def forward(self, gy, w, b=None, geom=None, in_hw=None):
         self.geom = geom
-        return _conv_transpose_raw(gy, w, geom, tuple(in_hw))
+        x = _conv_transpose_raw(gy, w, geom, tuple(in_hw))
+        if b is not None:
+            x += b.reshape(1, -1, 1, 1)
+        return x
 
     def backward(self, g):
-        gy, w = self.inputs
+        gy, w = self.inputs[:2]
         ggy = gw = None
         if gy.requires_grad:
             ggy = Conv2d.apply(g, w, geom=self.geom)
         if w.requires_grad:
             gw = Conv2dWeight.apply(g, gy, geom=self.geom)
-        return ggy, gw
+        return ggy, gw, _bias_grad(g, self.inputs)
 
 
 class Conv2dWeight(Function):
     """w-gradient of ``Conv2d``: bilinear in (x, gy), shape (O, C/G, kh, kw)."""
 
-    def forward(self, x, gy, geom, cols=None):
+    def forward(self, x, gy, geom):
         self.geom = geom
-        return _conv_weight_raw(x, gy, geom, cols)
+        return _conv_weight_raw(x, gy, geom)
 
     def backward(self, g):
         x, gy = self.inputs
@@ -255,14 +264,15 @@ def _check_conv_shapes(x, w, groups, op, transposed=False):
         raise TypeError(f"{op}: input dtype {x.dtype} and weight dtype {w.dtype} differ")
 
 
-def _add_bias(y, bias, op):
+def _bias_inputs(bias, channels, op):
+    """``()`` or ``(bias,)``: the optional third input of the conv primitives, checked."""
     if bias is None:
-        return y
-    if bias.ndim != 1 or bias.shape[0] != y.shape[1]:
+        return ()
+    if bias.ndim != 1 or bias.shape[0] != channels:
         raise ValueError(
-            f"{op}: bias of shape {tuple(bias.shape)} does not match the {y.shape[1]} output "
-            f"channels (expected shape ({y.shape[1]},))")
-    return y + bias.reshape(1, -1, 1, 1)
+            f"{op}: bias of shape {tuple(bias.shape)} does not match the {channels} output "
+            f"channels (expected shape ({channels},))")
+    return (bias,)
 
 
 def _same_padding(kernel, dilation):
@@ -309,7 +319,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(
             f"{op}: input of shape {tuple(input.shape)} (padded by {pads}) is smaller than the "
             f"dilated kernel {tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))}")
-    return _add_bias(Conv2d.apply(input, weight, geom=geom), bias, op)
+    return Conv2d.apply(input, weight, *_bias_inputs(bias, weight.shape[0], op), geom=geom)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -346,7 +356,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     # output_padding extends the bottom/right: the adjoint conv2d reads that input with
     # padding (p, p - output_padding), which keeps its output size equal to H exactly.
     geom = _Geom(kernel, stride, ((ph, ph - oph), (pw, pw - opw)), dilation, groups)
-    return _add_bias(ConvTranspose2d.apply(input, weight, geom=geom, in_hw=out_hw), bias, op)
+    return ConvTranspose2d.apply(input, weight, *_bias_inputs(bias, weight.shape[1] * groups, op),
+                                 geom=geom, in_hw=out_hw)
 
 
 def _check_3d(input, weight, op):
