@@ -126,6 +126,7 @@ def convert_inception_weights(pth_path, npz_path=None, verify=True):
                          f"{FID_WEIGHTS_SHA256}; pass verify=False to convert other weights")
     npz_path = Path(npz_path) if npz_path is not None else pth_path.with_suffix(".npz")
     state = read_torch_state_dict(pth_path)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
     autodiff.save({"source_sha256": digest, "state_dict": dict(state)}, npz_path)
     return npz_path
 
