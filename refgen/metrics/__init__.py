@@ -1,0 +1,13 @@
+"""Sample-quality and likelihood metrics: FID, Inception Score, KID, precision/recall,
+density/coverage, bits per dimension. Each module's docstring states the published
+definition and every convention that changes the number. FID's sample-size bias and its 1/N
+extrapolation live in ``refgen.metrics.bias`` (not imported here, so that
+``python -m refgen.metrics.bias`` runs it as a script without a double import)."""
+from .fid import METHODS, RunningStatistics, feature_statistics, fid_from_features, frechet_distance
+from .inception_score import MeanStd, inception_score
+from .kid import KIDResult, kid, mmd2_unbiased, polynomial_kernel
+from .precision_recall import (DensityCoverage, PrecisionRecall, density_coverage, knn_radii,
+                               pairwise_sq_distances, precision_recall)
+from .likelihood import (bits_per_dim, bits_per_dim_discrete, bits_per_dim_from_elbo,
+                         bits_per_dim_from_ode, data_scale)
+from .inception import FIDInceptionV3, load_fid_inception, download_inception_weights
