@@ -32,6 +32,8 @@ Landau 1982; Olkin & Pukelsheim 1982). Conventions that change the number:
 This is host-side float64 linear algebra with SciPy: inputs (NumPy or backend arrays or
 autodiff Tensors) are copied to the host.
 """
+import warnings
+
 # host-side: scipy.linalg (sqrtm, eigh) works on host float64 arrays
 import numpy as np
 # host-side: see above; the matrix square root has no CuPy counterpart
@@ -85,13 +87,22 @@ def _check_gaussian(mu, sigma, which):
     return mu, sigma
 
 
+def _sqrtm_quiet(a):
+    """scipy's sqrtm without its "matrix is singular" warning: pytorch-fid passes disp=False
+    (removed in SciPy 1.18), and the finiteness and imaginary-part checks that follow are
+    the ones that decide."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return scipy.linalg.sqrtm(a)
+
+
 def _trace_sqrt_pytorch_fid(sigma1, sigma2, eps):
     """Tr (S1 S2)^{1/2} the way pytorch-fid's calculate_frechet_distance takes it."""
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    covmean = _sqrtm_quiet(sigma1 @ sigma2)
     if not np.isfinite(covmean).all():
         # singular product: pytorch-fid's fallback, an offset on both diagonals
         offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        covmean = _sqrtm_quiet((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             m = np.max(np.abs(covmean.imag))
