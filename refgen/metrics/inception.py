@@ -8,9 +8,10 @@ patched blocks. Every convention that changes the numbers:
 * BasicConv2d = conv (no bias) + BatchNorm(eps=0.001, running statistics) + ReLU.
 * Mixed_5b-d (A), Mixed_6b-e (C), Mixed_7b (E_1): the pool branch averages a 3x3 window
   with stride 1 and padding 1 EXCLUDING the padding from the count (TF's average pooling,
-  ``count_include_pad=False``); Mixed_7c (E_2) max-pools that branch instead (a bug of the
-  TF graph that the FID reference values contain).
-* 1008 logits (the TF graph's 1001 ImageNet classes plus 7 unused), for the Inception Score.
+  ``count_include_pad=False``); Mixed_7c (E_2) max-pools that branch instead (most likely
+  a slip in that TF graph, kept because every published FID value contains it).
+* 1008 logits (the TF graph's output layer has 1008 classes), for the Inception Score;
+  ``logits`` includes the fc bias.
 * Input: images in [0, 1], (N, 3, H, W) or grey (N, 1, H, W) repeated to 3 channels;
   bilinearly resized to 299x299 (``align_corners=False``, no antialiasing), then 2 x - 1.
 

@@ -78,6 +78,16 @@ def test_always_in_eval_mode_and_frozen(model):
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_gradient_reaches_the_input_only():
+    """Frozen weights; an input that requires grad still gets one (e.g. for attacks)."""
+    block = FIDInceptionA(8, 4)
+    block.requires_grad_(False)
+    x = autodiff.rand(1, 8, 5, 5, requires_grad=True)
+    block(x).sum().backward()
+    assert x.grad is not None and np.abs(x.grad.numpy()).sum() > 0
+    assert all(p.grad is None for p in block.parameters())
+
+
 def test_input_resized_scaled_and_grey_repeated(model):
     x = autodiff.rand(2, 1, 28, 28)
     prepared = model._prepare(x)
