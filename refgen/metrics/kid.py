@@ -22,7 +22,8 @@ the sample size, unlike FID's.
 Randomness: subsets come from ``generator`` (``autodiff.Generator``; default
 ``autodiff.Generator(0)``, so the same features give the same KID). If ``subset_size`` is
 larger than either set it is clipped to min(n_real, n_fake) (all rows of the smaller set
-per subset), as torch-fidelity does with a warning; the clipped size is returned.
+per subset); the size actually used is returned in the result (``KIDResult.subset_size``),
+so a report can say it.
 Kernel matrices are computed on the active backend (``B.xp``, the GPU with CuPy) in float64.
 """
 from typing import NamedTuple
