@@ -163,7 +163,10 @@ class InceptionD(nn.Module):
 
 
 class _InceptionE(nn.Module):
-    """Mixed_7b/7c: 1x1 | 1x1-(1x3, 3x1) | 1x1-3x3-(1x3, 3x1) | pool-1x1: (N, C, H, W) -> (N, 2048, H, W)."""
+    """Mixed_7b/7c: 1x1 | 1x1-(1x3, 3x1) | 1x1-3x3-(1x3, 3x1) | pool-1x1.
+
+    (N, C, H, W) -> (N, 2048, H, W); subclasses choose the pool.
+    """
 
     def __init__(self, in_channels):
         super().__init__()

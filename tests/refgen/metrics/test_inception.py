@@ -8,7 +8,7 @@ import pytest
 import autodiff
 import autodiff.functional as F
 from refgen.metrics import inception as inc
-from refgen.metrics.inception import (BasicConv2d, FIDInceptionA, FIDInceptionC,
+from refgen.metrics.inception import (FIDInceptionA, FIDInceptionC,
                                       FIDInceptionE_1, FIDInceptionE_2, FIDInceptionV3,
                                       InceptionB, InceptionD)
 

@@ -142,7 +142,8 @@ def test_zero_dim_nested_and_shared_storage(tmp_path):
 
 def test_view_past_the_storage_is_an_error(tmp_path):
     base = np.arange(6, dtype="<f4")
-    pkl = PROTO2 + _ordered_dict([(_str("w"), _tensor("0", "FloatStorage", 6, 4, (3,), (1,)))]) + STOP
+    entry = _tensor("0", "FloatStorage", 6, 4, (3,), (1,))
+    pkl = PROTO2 + _ordered_dict([(_str("w"), entry)]) + STOP
     path = tmp_path / "bad.pth"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", pkl)
@@ -152,7 +153,8 @@ def test_view_past_the_storage_is_an_error(tmp_path):
 
 
 def test_missing_storage_entry_is_named(tmp_path):
-    pkl = PROTO2 + _ordered_dict([(_str("w"), _tensor("9", "FloatStorage", 2, 0, (2,), (1,)))]) + STOP
+    entry = _tensor("9", "FloatStorage", 2, 0, (2,), (1,))
+    pkl = PROTO2 + _ordered_dict([(_str("w"), entry)]) + STOP
     path = tmp_path / "m.pth"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", pkl)
