@@ -12,7 +12,6 @@ interrupted call never leaves a half-written PNG.
 import json
 import math
 import os
-import tempfile
 
 import matplotlib
 
@@ -26,6 +25,8 @@ import autodiff  # noqa: E402
 from autodiff import backend as B  # noqa: E402
 from autodiff import Tensor  # noqa: E402
 
+from .fileio import atomic_open  # noqa: E402
+
 __all__ = ["to_host", "image_grid", "save_image_grid", "plot_samples_over_density",
            "plot_density", "density_grid", "read_log", "plot_loss_curves", "save_figure"]
 
@@ -37,29 +38,15 @@ def to_host(x):
     return np.asarray(B.to_numpy(x))
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_figure(fig, path, dpi=120):
     """Write ``fig`` to ``path`` atomically (temporary file, then ``os.replace``); close it."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path, "wb") as f:
             fig.savefig(f, format=ext, dpi=dpi, bbox_inches="tight")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a figure is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     finally:
         plt.close(fig)
     return path

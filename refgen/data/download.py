@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from .idx import IDXError, read_idx
+from ..fileio import atomic_write_bytes
 from .sources import IDX_SETS, cache_dir
 
 __all__ = ["download"]
@@ -34,18 +35,7 @@ def _fetch(urls, filename, timeout):
 
 
 def _atomic_write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def download(name, data_dir=None, urls=None, timeout=60, progress=None):

@@ -14,8 +14,6 @@ The ``.pth`` is read with :mod:`refgen.metrics.torch_pickle` (no unpickling). Th
 {name: array}}`` so a later load can tell which weights it came from.
 """
 import hashlib
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,6 +22,7 @@ import autodiff
 
 from ..data.sources import search_dirs
 from .torch_pickle import read_torch_state_dict
+from ..fileio import atomic_write_bytes
 
 __all__ = ["FID_WEIGHTS_URL", "FID_WEIGHTS_SHA256", "FID_WEIGHTS_STEM", "WeightsNotFoundError",
            "find_fid_weights", "read_fid_weights", "download_inception_weights",
@@ -132,18 +131,7 @@ def convert_inception_weights(pth_path, npz_path=None, verify=True):
 
 
 def _atomic_write(target, data):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(target, data)
 
 
 def download_inception_weights(dest=None, url=FID_WEIGHTS_URL, sha256=FID_WEIGHTS_SHA256,

@@ -17,6 +17,8 @@ import os
 import sys
 import time
 
+from ..fileio import atomic_open
+
 __all__ = ["JsonlLog", "Progress", "read_log", "format_duration"]
 
 
@@ -75,13 +77,9 @@ class JsonlLog:
         self._rewrite(records)
 
     def _rewrite(self, records):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(self.path, "w", encoding="utf-8") as f:
             for r in records:
                 f.write(_dumps(r) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
 
     def write(self, record):
         if self._file is None:

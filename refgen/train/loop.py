@@ -48,6 +48,7 @@ from .checkpoint import (CHECKPOINT_NAME, CheckpointError, config_differences, f
 from .config import TrainConfig
 from .context import TrainContext
 from .logging import JsonlLog, Progress
+from ..fileio import atomic_open
 
 __all__ = ["fit", "TrainResult", "LOG_NAME", "CONFIG_NAME"]
 
@@ -158,11 +159,9 @@ def _generator_state(where, generator):
 
 
 def _write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 def _as_float(name, value, step):
