@@ -3,7 +3,7 @@
 Kept apart from ``tensor.py`` so the graph engine reads on its own; every method here
 is a one-line delegation with PyTorch's name and argument order.
 """
-from .tensor import Tensor, _index_data  # noqa: F401
+from .tensor import Tensor
 from .ops import elementwise as ew, reduce as rd, shape as sh, linalg as la
 from .functional import activations as fa
 

@@ -15,7 +15,6 @@
   Eq. 6).
 """
 import autodiff
-import autodiff.functional as F
 from autodiff import backend as B
 from autodiff import nn
 

@@ -17,7 +17,6 @@ import math
 
 from .. import backend as B
 from .. import functional as F
-from ..ops import elementwise as ew
 from ..tensor import Tensor
 from . import init
 from ._util import empty, check_input

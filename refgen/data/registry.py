@@ -29,7 +29,7 @@ from . import preprocessing as P
 from . import toy
 from .dataset import ArrayDataset
 from .embedded import load_digits_arrays, load_faithful_arrays
-from .images import IDX_SPLITS, load_idx_split
+from .images import load_idx_split
 from .sources import IDX_SETS, candidates
 from .splits import DIGITS_SPLIT_SEED, check_split, seeded_split_indices, split_seed
 

@@ -28,7 +28,6 @@ the comparisons are done on squared distances (monotone, so the same decisions).
 """
 from typing import NamedTuple
 
-import autodiff
 from autodiff import backend as B
 
 from .fid import as_features
