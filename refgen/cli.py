@@ -2,8 +2,9 @@
 
     refgen train FAMILY --data NAME [--steps N] [--out DIR] [--resume] [--device cpu|gpu] ...
     refgen sample --checkpoint PATH --n N --out grid.png|samples.npy
-    refgen eval --checkpoint PATH [--data NAME] [--metrics a,b]
-    refgen data list | download NAME | show NAME [--out PNG]
+    refgen eval --checkpoint PATH [--data NAME] [--metrics a,b] [--n N] [--extractor NAME]
+    refgen eval --samples FILE.npy|DIR --data NAME [--metrics fid,kid,is,pr,dc]
+    refgen data list | download NAME|inception | show NAME [--out PNG]
 
 Every command explains itself with ``--help``, including an example. Errors a user can fix
 (an unknown family or data set, a missing or corrupt file, an option out of range, CuPy
@@ -196,12 +197,138 @@ def cmd_sample(args):
     return 0
 
 
-def cmd_eval(args):
+SAMPLE_METRICS = ("fid", "kid", "is", "pr", "dc")   # refgen.metrics.report.SAMPLE_METRICS
+
+
+def _load_samples(path, example_shape):
+    """Samples from a ``.npy`` array or a folder of ``.png`` images, as a host float array.
+
+    PNGs are read with matplotlib (values in [0, 1]); an RGB(A) picture of a grey data set
+    (``example_shape[0] == 1``) must have R = G = B; alpha is dropped. (N, H, W) arrays of a
+    one-channel data set get the channel axis.
+    """
+    # host-side: np.load and matplotlib.image.imread read files into host arrays
+    import numpy as np
+    if os.path.isdir(path):
+        import matplotlib.image as mpimg  # host-side: PNG decoding
+        names = sorted(f for f in os.listdir(path) if f.lower().endswith(".png"))
+        if not names:
+            raise CLIError(f"--samples {path}: the folder holds no .png images")
+        images = []
+        for name in names:
+            img = np.asarray(mpimg.imread(os.path.join(path, name)), dtype=np.float64)
+            if img.ndim == 3:
+                img = img[..., :3]                      # drop alpha
+                if example_shape and example_shape[0] == 1:
+                    if not np.allclose(img, img[..., :1]):
+                        raise CLIError(f"{os.path.join(path, name)} is a colour image, but the "
+                                       f"data set's examples have shape {tuple(example_shape)}")
+                    img = img[..., :1]
+                img = img.transpose(2, 0, 1)            # (C, H, W)
+            else:
+                img = img[None]                         # grey (1, H, W)
+            if images and img.shape != images[0].shape:
+                raise CLIError(f"{os.path.join(path, name)} has shape {img.shape}, but "
+                               f"{os.path.join(path, names[0])} has {images[0].shape}")
+            images.append(img)
+        return np.stack(images)
+    if not os.path.isfile(path):
+        raise CLIError(f"--samples {path}: no such file or folder")
+    if not path.lower().endswith(".npy"):
+        raise CLIError(f"--samples {path}: give a .npy array or a folder of .png images")
+    x = np.load(path, allow_pickle=False)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise CLIError(f"--samples {path}: holds {x.dtype} values; save samples as floats "
+                       "in [0, 1] (8-bit images: divide by 255)")
+    if example_shape and len(example_shape) == 3 and example_shape[0] == 1 and \
+            x.ndim == 3 and tuple(x.shape[1:]) == tuple(example_shape[1:]):
+        x = x[:, None]
+    return x
+
+
+def _draw_samples(sample, n, seed, batch_size):
+    """n samples from ``sample(n, generator)`` in chunks of ``batch_size``, one generator."""
     import autodiff
+    from autodiff import backend as B
+    generator = autodiff.Generator(seed)
+    parts = []
+    with autodiff.no_grad():
+        for start in range(0, n, batch_size):
+            x = sample(min(batch_size, n - start), generator)
+            parts.append(x.data if isinstance(x, autodiff.Tensor) else B.to_backend(x))
+    return B.xp.concatenate(parts, axis=0)
+
+
+def _sample_report(args, samples, data_name):
+    from refgen.metrics.report import evaluate_samples
+    wanted = [m for m in args._wanted if m in SAMPLE_METRICS] if args._wanted else None
+    return evaluate_samples(samples, data_name, metrics=wanted, extractor=args.extractor,
+                            n=args._n, seed=args.seed, split=args.split,
+                            data_dir=args.data_dir, extractor_weights=args.extractor_weights,
+                            fid_method=args.fid_method)
+
+
+_REPORT_NUMBERS = ("fid", "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall",
+                   "density", "coverage")
+
+
+def _print_eval(args, header, family_numbers, report, extra):
+    from refgen.metrics.report import format_report
+    if args.json:
+        out = dict(extra)
+        out.update(family_numbers)
+        if report is not None:
+            out.update(report)
+        print(json.dumps(out))
+        return
+    print(header)
+    for k, v in family_numbers.items():
+        note = f"  ({extra['bpd_convention']})" if k == "bpd" and "bpd_convention" in extra \
+            else ""
+        print(f"  {k:<12} {v:.6g}{note}")
+    if report is not None:
+        print(format_report(report))
+
+
+def cmd_eval(args):
+    if bool(args.checkpoint) == bool(args.samples):
+        raise CLIError("give either --checkpoint PATH (a trained model) or --samples "
+                       "FILE.npy|DIR (saved samples) with --data NAME")
+    if args.n is not None and args.n < 2:
+        raise CLIError(f"--n must be an integer >= 2, got {args.n}")
+    wanted = _parse_metrics(args.metrics)
+    args._wanted = wanted
+    if args.samples:
+        return _eval_samples(args, wanted)
+    return _eval_checkpoint(args, wanted)
+
+
+def _eval_samples(args, wanted):
+    from refgen.metrics.report import parse_metric_names
+    _setup(args.device)
+    if wanted:
+        parse_metric_names(wanted, SAMPLE_METRICS)   # unknown names list the known ones
+    if not args.data:
+        raise CLIError("--samples needs --data NAME, the data set to compare against")
+    reference = _load_data(args.data, args.split, args.data_dir)
+    samples = _load_samples(args.samples, tuple(reference.info.get("shape", ())))
+    args._n = args.n
+    report = _sample_report(args, samples, reference)
+    _print_eval(args, f"samples {args.samples}:", {}, report,
+                {"samples": args.samples, "data": args.data, "split": args.split})
+    return 0
+
+
+def _eval_checkpoint(args, wanted):
+    from refgen.metrics.report import has_likelihood, model_bits_per_dim
     ckpt, family, trainable = _restore(args.checkpoint, args.device, use_ema=not args.no_ema)
+    name = ckpt["family"]
     evaluate = getattr(trainable, "evaluate", None)
-    if not callable(evaluate):
-        raise CLIError(f"family {ckpt['family']!r} defines no evaluation")
+    sample = getattr(trainable, "sample", None)
+    if not wanted and not callable(evaluate):
+        hint = (f"; ask for sample metrics with --metrics {','.join(SAMPLE_METRICS)}"
+                if callable(sample) else "")
+        raise CLIError(f"family {name!r} defines no evaluation of its own{hint}")
     data_name = args.data or ckpt["config"].get("data")
     if not data_name:
         raise CLIError(f"the checkpoint {args.checkpoint} does not record its data set; "
@@ -209,23 +336,43 @@ def cmd_eval(args):
     dataset = _load_data(data_name, args.split, args.data_dir)
     for module in trainable.modules().values():
         module.eval()
-    with autodiff.no_grad():
-        results = evaluate(dataset, None)
-    wanted = _parse_metrics(args.metrics)
-    if wanted:
-        unknown = [m for m in wanted if m not in results]
-        if unknown:
-            raise CLIError(f"unknown metric(s) {', '.join(unknown)} for family "
-                           f"{ckpt['family']!r}; known: {', '.join(results)}")
-        results = {m: results[m] for m in wanted}
-    if args.json:
-        print(json.dumps({"checkpoint": args.checkpoint, "step": ckpt["step"],
-                          "data": data_name, "split": args.split, **results}))
-    else:
-        print(f"{ckpt['family']} at step {ckpt['step']} on {data_name} ({args.split}, "
-              f"{len(dataset)} examples):")
-        for k, v in results.items():
-            print(f"  {k:<12} {v:.6g}")
+
+    sample_wanted = [m for m in (wanted or []) if m in SAMPLE_METRICS]
+    other = [m for m in (wanted or []) if m not in SAMPLE_METRICS and m != "bpd"]
+    likelihood = has_likelihood(trainable)
+    results = {}
+    # the family's own metric names are known only by running its evaluate(): run it when
+    # it is asked for, or when a name is not one of the sample metrics this model supports
+    cheap = [m for m in SAMPLE_METRICS if callable(sample)] + (["bpd"] if likelihood else [])
+    if callable(evaluate) and (not wanted or any(m not in cheap for m in wanted)):
+        import autodiff
+        with autodiff.no_grad():
+            results = evaluate(dataset, None)
+    known = list(results) + [m for m in SAMPLE_METRICS if callable(sample)] + \
+        (["bpd"] if likelihood or "bpd" in results else [])
+    known = list(dict.fromkeys(known))
+    unknown = [m for m in (wanted or []) if m not in known]
+    if unknown:
+        why = ""
+        if any(m in SAMPLE_METRICS for m in unknown) and not callable(sample):
+            why = (f" (sample metrics need samples: family {name!r} cannot sample, it is "
+                   "not a generative model)")
+        raise CLIError(f"unknown metric(s) {', '.join(unknown)} for family {name!r}{why}; "
+                       f"known: {', '.join(known) or '(none)'}")
+    numbers = dict(results) if not wanted else {m: results[m] for m in other}
+    extra = {"checkpoint": args.checkpoint, "family": name, "step": ckpt["step"],
+             "data": data_name, "split": args.split}
+    if wanted and "bpd" in wanted:
+        numbers["bpd"], extra["bpd_convention"] = model_bits_per_dim(
+            trainable, dataset, seed=args.seed, family_results=results)
+    report = None
+    if sample_wanted:
+        args._n = args.n if args.n is not None else min(len(dataset), 10_000)
+        samples = _draw_samples(sample, args._n, args.seed, batch_size=500)
+        report = _sample_report(args, samples, dataset)
+        extra["samples_drawn"] = args._n
+    _print_eval(args, f"{name} at step {ckpt['step']} on {data_name} ({args.split}, "
+                      f"{len(dataset)} examples):", numbers, report, extra)
     return 0
 
 
@@ -237,6 +384,11 @@ def cmd_data_list(args):
 
 
 def cmd_data_download(args):
+    if args.name == "inception":
+        from refgen.metrics.inception_weights import download_inception_weights
+        path = download_inception_weights(dest=args.data_dir, progress=print)
+        print(f"inception: FID weights verified and stored in {path}")
+        return 0
     from refgen import data
     path = data.download(args.name, data_dir=args.data_dir)
     print(f"{args.name}: verified and stored{' in ' + str(path) if path else ''}")
@@ -353,19 +505,49 @@ def build_parser():
     p.add_argument("--no-ema", action="store_true", help="use the raw (not averaged) weights")
     _device_option(p)
 
-    p = _sub(sub, "eval", "evaluate a trained model",
-             "Load a training checkpoint and report the family's metrics on a split of its "
-             "data set (for the classifier: accuracy and the NLL -log p(y|x) in nats).",
+    p = _sub(sub, "eval", "evaluate a trained model or saved samples",
+             "Evaluate a training checkpoint, or samples saved as a .npy array or a folder of "
+             "PNG images, on a split of a data set. Without --metrics a checkpoint reports its "
+             "family's own metrics (for the classifier: accuracy and the NLL -log p(y|x) in "
+             "nats). Sample metrics (fid, kid, is, pr = precision/recall, dc = "
+             "density/coverage) compare N drawn or saved samples with the split in the "
+             "feature space of --extractor (auto: the digits classifier for 8x8 images, the "
+             "MNIST classifier for 28x28 when its weights exist, else raw pixels; the FID "
+             "Inception for other images when its weights exist); the report names the "
+             "extractor, the sample counts and each metric's conventions. bpd needs a family "
+             "with a likelihood (bits_per_dim or log_prob).",
              "  refgen eval --checkpoint runs/clf-digits/checkpoint.npz\n"
              "  refgen eval --checkpoint runs/clf-digits/checkpoint.npz --metrics accuracy "
-             "--split val --json",
+             "--split val --json\n"
+             "  refgen eval --checkpoint runs/vae-digits/checkpoint.npz --metrics fid,kid,is,pr,dc "
+             "--n 1000\n"
+             "  refgen eval --samples samples.npy --data digits --metrics fid,is,pr",
              cmd_eval)
-    p.add_argument("--checkpoint", required=True, help="path of a checkpoint.npz")
-    p.add_argument("--data", help="data set (default: the one the run trained on)")
+    p.add_argument("--checkpoint", help="path of a checkpoint.npz (or use --samples)")
+    p.add_argument("--samples", help="a .npy array (N, C, H, W) in [0, 1] or a folder of .png "
+                                     "images, instead of --checkpoint")
+    p.add_argument("--data", help="data set to compare with (default for --checkpoint: the one "
+                                  "the run trained on)")
     _data_dir_option(p)
-    p.add_argument("--split", default="test", help="which split to evaluate on (default: test)")
-    p.add_argument("--metrics", nargs="+", help="only these metrics (names, comma or space "
-                                                "separated; default: all the family has)")
+    p.add_argument("--split", default="test", help="which split to evaluate on and compare "
+                                                   "samples with (default: test)")
+    p.add_argument("--metrics", nargs="+",
+                   help="names, comma or space separated: fid, kid, is, pr, dc, bpd and the "
+                        "family's own (e.g. accuracy, nll); default: the family's own, or "
+                        "every sample metric for --samples")
+    p.add_argument("--n", type=int, help="number of samples (and of real examples, a seeded "
+                                         "subset); default: with --checkpoint the split's "
+                                         "size up to 10,000, with --samples all")
+    p.add_argument("--extractor", default="auto",
+                   choices=("auto", "digits-classifier", "mnist-classifier", "inception",
+                            "pixels"),
+                   help="feature extractor of the sample metrics (default: auto)")
+    p.add_argument("--extractor-weights", help="weights file of the extractor (the MNIST "
+                                               "classifier or the FID Inception weights)")
+    p.add_argument("--fid-method", default="pytorch-fid", choices=("pytorch-fid", "eigh"),
+                   help="FID's matrix square root (default: pytorch-fid, scipy sqrtm)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and the metrics' "
+                                                       "random subsets (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-ema", action="store_true", help="use the raw (not averaged) weights")
     _device_option(p)
@@ -380,12 +562,15 @@ def build_parser():
     data_sub.required = True
     _sub(data_sub, "list", "name every data set", "Print the names of all data sets.",
          "  refgen data list", cmd_data_list)
-    q = _sub(data_sub, "download", "download and verify a data set",
+    q = _sub(data_sub, "download", "download and verify a data set or the FID weights",
              "Download the files of an MNIST-style data set into --data-dir (default: "
-             "$REFGEN_DATA or ~/.cache/refgen) and check the sha256 of their decompressed "
-             "bytes. Digits and the toy densities ship with refgen and need no download.",
-             "  refgen data download mnist --data-dir ~/data", cmd_data_download)
-    q.add_argument("name", help="data set name (see 'refgen data list')")
+             "~/.cache/refgen) and check the sha256 of their decompressed bytes. 'download "
+             "inception' fetches the FID Inception weights (pytorch-fid's "
+             "pt_inception-2015-12-05-6726825d.pth, 96 MB) and checks their sha256. Digits "
+             "and the toy densities ship with refgen and need no download.",
+             "  refgen data download mnist --data-dir ~/data\n"
+             "  refgen data download inception", cmd_data_download)
+    q.add_argument("name", help="data set name (see 'refgen data list'), or 'inception'")
     _data_dir_option(q)
     q = _sub(data_sub, "show", "describe a data set and draw its first examples",
              "Print what the data set is (source, size, shape, value range, preprocessing "

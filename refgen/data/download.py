@@ -31,7 +31,8 @@ def _fetch(urls, filename, timeout):
             errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
     raise ConnectionError(
         f"could not download {filename} (no internet access?):\n  " + "\n  ".join(errors)
-        + "\nwithout internet, copy the files into a folder and pass data_dir= or set REFGEN_DATA")
+        + "\nwithout internet, copy the files into a folder and pass data_dir= "
+        "(command line: --data-dir DIR) or set REFGEN_DATA")
 
 
 def _atomic_write(path, data):

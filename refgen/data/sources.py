@@ -85,4 +85,4 @@ def find_file(name, filename, data_dir=None):
     raise FileNotFoundError(
         f"{name} file {filename} not found; searched:\n  {places}\n"
         f"get it with `refgen data download {name}` (needs internet), or put the files in "
-        f"a folder and pass data_dir= / set REFGEN_DATA")
+        f"a folder and pass data_dir= (command line: --data-dir DIR) or set REFGEN_DATA")
