@@ -357,7 +357,8 @@ def _eval_checkpoint(args, wanted):
         if any(m in SAMPLE_METRICS for m in unknown) and not callable(sample):
             why = (f" (sample metrics need samples: family {name!r} cannot sample, it is "
                    "not a generative model)")
-        raise CLIError(f"unknown metric(s) {', '.join(unknown)} for family {name!r}{why}; "
+        raise CLIError(f"unknown metric(s) {', '.join(map(repr, unknown))} for family "
+                       f"{name!r}{why}; "
                        f"known: {', '.join(known) or '(none)'}")
     numbers = dict(results) if not wanted else {m: results[m] for m in other}
     extra = {"checkpoint": args.checkpoint, "family": name, "step": ckpt["step"],

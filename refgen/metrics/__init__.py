@@ -11,3 +11,5 @@ from .precision_recall import (DensityCoverage, PrecisionRecall, density_coverag
 from .likelihood import (bits_per_dim, bits_per_dim_discrete, bits_per_dim_from_elbo,
                          bits_per_dim_from_ode, data_scale)
 from .inception import FIDInceptionV3, load_fid_inception, download_inception_weights
+from .extractors import EXTRACTORS, Extractor, get_extractor
+from .report import SAMPLE_METRICS, evaluate_samples, format_report

@@ -55,7 +55,8 @@ def parse_metric_names(names, known):
                 out.append(name)
     unknown = [m for m in out if m not in known]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(known)}")
     if not out:
         raise ValueError(f"no metric named; known: {', '.join(known)}")
     return out
