@@ -370,6 +370,9 @@ def _eval_checkpoint(args, wanted):
     if sample_wanted:
         args._n = args.n if args.n is not None else min(len(dataset), 10_000)
         samples = _draw_samples(sample, args._n, args.seed, batch_size=500)
+        lo, hi = (float(v) for v in ckpt["config"].get("value_range", (0.0, 1.0)))
+        if (lo, hi) != (0.0, 1.0):   # e.g. a model of 2x - 1 in [-1, 1]: back to [0, 1]
+            samples = (samples - lo) / (hi - lo)
         report = _sample_report(args, samples, dataset)
         extra["samples_drawn"] = args._n
     _print_eval(args, f"{name} at step {ckpt['step']} on {data_name} ({args.split}, "
