@@ -64,8 +64,38 @@ def _pad_or_crop(x, widths):
     return out
 
 
+class _Scratch:
+    """One reusable host buffer for the im2col columns (NumPy backend only).
+
+    The columns are kh*kw times the input and are consumed at once by one matmul, so a
+    fresh array per call is pure allocation cost: in the benchmark U-Net these arrays are
+    tens of MiB, which glibc maps fresh (and the kernel zero-fills page by page) on every
+    call. One buffer of the largest size seen, viewed as each call's shape, avoids that.
+    CuPy's memory pool already reuses device memory, so the GPU path allocates normally.
+    Not thread-safe (neither is the rest of the engine).
+    """
+
+    buffer = None
+
+    @classmethod
+    def empty(cls, shape, dtype):
+        xp = B.xp
+        if B.name != "numpy":
+            return xp.empty(shape, dtype=dtype)
+        n = 1
+        for s in shape:
+            n *= s
+        nbytes = n * xp.dtype(dtype).itemsize
+        if cls.buffer is None or cls.buffer.nbytes < nbytes:
+            cls.buffer = None  # free the old one before allocating the larger
+            cls.buffer = xp.empty(nbytes, dtype=xp.uint8)
+        return cls.buffer[:nbytes].view(dtype).reshape(shape)
+
+
 def _im2col(x, geom, out_hw):
-    """Columns (N, C, kh, kw, Ho, Wo), contiguous: one copy from a strided window view."""
+    """Columns (N, C, kh, kw, Ho, Wo), contiguous: one copy from a strided window view.
+
+    The result lives in the shared scratch buffer: use it before the next call."""
     xp = B.xp
     x = _pad_or_crop(x, geom.padding)
     (kh, kw), (sh, sw), (dh, dw) = geom.kernel, geom.stride, geom.dilation
@@ -75,7 +105,9 @@ def _im2col(x, geom, out_hw):
     view = xp.lib.stride_tricks.as_strided(
         x, shape=(n, c, kh, kw, ho, wo),
         strides=(s0, s1, s2 * dh, s3 * dw, s2 * sh, s3 * sw))
-    return xp.ascontiguousarray(view)
+    cols = _Scratch.empty(view.shape, x.dtype)
+    cols[...] = view
+    return cols
 
 
 def _col2im(cols, geom, in_hw):
