@@ -52,7 +52,8 @@ def download(name, data_dir=None, urls=None, timeout=60, progress=None):
     if name not in IDX_SETS:
         known = ", ".join(IDX_SETS)
         raise ValueError(f"cannot download {name!r}: downloadable data sets are {known} "
-                         "(digits, faithful and the toy densities ship with refgen)")
+                         "(digits, faithful and the toy densities ship with refgen; "
+                         "'refgen data download inception' fetches the FID Inception weights)")
     spec = IDX_SETS[name]
     folder = Path(data_dir if data_dir is not None else cache_dir()) / name
     say = progress or (lambda line: None)
