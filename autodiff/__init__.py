@@ -10,9 +10,10 @@ PyTorch's names, so the two read side by side::
     y.backward()                      # x.grad holds sigmoid(x)
     (g,) = autodiff.grad(y, [x], create_graph=True)   # differentiable gradient
 """
-import numpy as _host_numpy  # host-side: dtype objects only (float32, ...), identical on both backends
-
 from . import backend
+
+# dtype objects (float32, ...) are NumPy dtypes on both backends (CuPy uses them too).
+_host_numpy = backend.numpy
 from .backend import (set_backend, get_backend, set_default_dtype, get_default_dtype,
                       manual_seed, Generator, default_generator)
 from .tensor import (Tensor, Function, tensor, no_grad, enable_grad, set_grad_enabled,

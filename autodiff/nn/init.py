@@ -100,9 +100,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     u ~ U(Phi(alpha), Phi(beta)) with alpha, beta the standardised bounds, then
     x = mean + std * sqrt(2) * erfinv(2u - 1), clipped to [a, b] against rounding.
     """
-    # Host SciPy for erfinv: this is a one-off initialisation, not a hot path.
+    # Host SciPy for erfinv on host arrays (B.numpy): a one-off initialisation, not a hot path.
     from scipy.special import erfinv
-    import numpy  # host-side: erfinv above needs host arrays
 
     def cdf(x):
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
@@ -110,7 +109,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
     lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
     u = B.to_numpy(_gen(generator).random(tensor.shape, B.numpy.float64))
     u = 2 * (lo + (hi - lo) * u) - 1
-    x = numpy.clip(mean + std * math.sqrt(2.0) * erfinv(u), a, b)
+    x = B.numpy.clip(mean + std * math.sqrt(2.0) * erfinv(u), a, b)
     return _fill(tensor, B.to_backend(x, dtype=tensor.dtype))
 
 

@@ -21,6 +21,7 @@ from ..tensor import Function
 from . import reduce as rd
 from .linalg import matmul
 from ._util import const
+from .conv import _pair  # the same int-or-pair argument rule as the convolutions
 
 __all__ = ["avg_pool2d", "max_pool2d", "adaptive_avg_pool2d", "max_pool2d_with_indices"]
 
@@ -184,17 +185,6 @@ class MaxPoolGather(Function):
 
 
 # --------------------------------------------------------------------------- public functions
-def _pair(v, name, op):
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(i) for i in v)
-    if len(v) == 1:
-        return v * 2
-    if len(v) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair, got {v}")
-    return v
-
-
 def _geometry(input, kernel_size, stride, padding, dilation, ceil_mode, op):
     if input.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, "
