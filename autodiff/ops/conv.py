@@ -17,10 +17,12 @@ arithmetic", section 4, for the transpose):
 
 so ``create_graph=True`` gives second (and higher) derivatives through convolutions, as
 WGAN-GP's gradient penalty needs. All three share one geometry (kernel, stride, padding,
-dilation, groups) that describes the forward convolution.
+dilation, groups) that describes the forward convolution. Conv2d and ConvTranspose2d take
+an optional per-channel bias b as a third input (y + b[None, :, None, None]; db = sum of
+the output gradient over N, H, W), fused so the unbiased output is never held by the graph.
 
-Implementation: pad, a strided window view (im2col, one copy), then one batched matmul
-per call; the transpose scatters columns back with a kh*kw loop of slice-adds (col2im),
+Implementation: pad, a strided window view copied into one reused scratch buffer (im2col),
+then one batched matmul per call; the transpose scatters columns back with a kh*kw loop of slice-adds (col2im),
 never ``add.at``. With stride 1 the transpose is itself a convolution of the padded
 gradient with the flipped kernel, which is faster (no big column buffer to scatter).
 """
