@@ -276,8 +276,10 @@ class TransformerDecoder(nn.Module):
         """Sample continuations autoregressively with the key/value cache.
 
         x_{t+1} ~ softmax(logits_t / temperature) restricted to the top_k logits;
-        temperature=0 takes the argmax. Once the context would exceed block_size, the last
-        block_size tokens are re-encoded (sliding window) and the cache restarts from them.
+        temperature=0 takes the argmax. Once the context would exceed block_size, every
+        step re-encodes the last block_size tokens (a sliding window, positions 0..block_size-1)
+        in a fresh cache, so each token is predicted from min(T, block_size) preceding tokens,
+        exactly as the full recomputation on that window.
         Runs in eval mode (no dropout) and without recording gradients.
 
         :param prompt: (B, T0) int64, T0 >= 1
@@ -301,9 +303,10 @@ class TransformerDecoder(nn.Module):
                 pending = out[:, -self.block_size:]
                 for _ in range(int(max_new_tokens)):
                     if cache.length + pending.shape[1] > self.block_size:
+                        # positions shift with the window, so the cache cannot be reused:
+                        # recompute from the last block_size tokens (nanoGPT's crop)
                         cache = self.new_cache()
-                        pending = out[:, -(self.block_size - 1):] if self.block_size > 1 \
-                            else out[:, -1:]
+                        pending = out[:, -self.block_size:]
                     logits = self.forward(autodiff.Tensor(pending), cache=cache).data[:, -1, :]
                     nxt = _sample_next(logits, temperature, top_k, gen)   # (B, 1)
                     out = xp.concatenate([out, nxt], axis=1)

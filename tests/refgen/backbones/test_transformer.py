@@ -111,14 +111,27 @@ def test_changing_padded_source_tokens_changes_nothing():
 
 # ---------------------------------------------------------------------------- generation
 def test_generate_greedy_matches_argmax_of_full_recomputation_past_block_size():
-    model = _decoder()
+    # GPT-2's N(0, 0.02) init makes the logits almost independent of the context (greedy
+    # decoding then repeats one token whatever the window); larger weights make the argmax
+    # depend on it, so a window one token short is caught (checked below).
+    model = TransformerDecoder(V, BLOCK, n_layer=2, n_head=2, n_embd=D,
+                               generator=autodiff.Generator(5))
+    with autodiff.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.data[...] *= 50
     prompt = np.array([[1, 2, 3], [4, 5, 6]])
     out = model.generate(prompt, max_new_tokens=12, temperature=0).numpy()   # 15 > BLOCK
     assert out.shape == (2, 15) and np.array_equal(out[:, :3], prompt)
+    shorter_differs = False
     for t in range(3, 15):
-        context = out[:, max(0, t - (BLOCK - 1)):t] if t > BLOCK else out[:, :t]
+        context = out[:, max(0, t - BLOCK):t]             # the last block_size tokens
         expected = model(context).numpy()[:, -1].argmax(axis=-1)
-        np.testing.assert_array_equal(out[:, t], expected)
+        np.testing.assert_array_equal(out[:, t], expected, err_msg=f"position {t}")
+        if t > BLOCK:
+            shorter = model(out[:, t - BLOCK + 1:t]).numpy()[:, -1].argmax(axis=-1)
+            shorter_differs |= bool((shorter != expected).any())
+    assert shorter_differs, "the test cannot tell a block_size window from a shorter one"
 
 
 def test_generate_is_reproducible_and_top1_is_greedy():
