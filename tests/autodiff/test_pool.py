@@ -108,6 +108,23 @@ def test_avg_pool2d_is_a_mean_of_windows_and_keeps_float32():
     assert adaptive_avg_pool2d(x, 3).dtype == np.float32
 
 
+def test_avg_pool2d_divisor_of_windows_that_overhang_with_ceil_mode():
+    """PyTorch's divisor: a window is clipped to the padded extent H + 2p (include_pad) or
+    to the input (exclude_pad) before counting. On ones each output is, per axis, (input
+    cells) / (counted cells), so the expected values follow by hand."""
+    ones = autodiff.ones(1, 1, 5, 5)
+    # k = 2, s = 2 on 5: the ceil_mode window at row/col 4 covers one cell, divisor 1
+    np.testing.assert_array_equal(avg_pool2d(ones, 2, ceil_mode=True).numpy(), np.ones((1, 1, 3, 3)))
+    ones = autodiff.ones(1, 1, 4, 4)
+    # k = 3, s = 2, p = 1 on 4: windows [-1, 2), [1, 4), [3, 5) (clipped at H + p = 5)
+    per_axis = np.array([2 / 3, 3 / 3, 1 / 2])
+    np.testing.assert_allclose(avg_pool2d(ones, 3, 2, 1, ceil_mode=True).numpy()[0, 0],
+                               np.outer(per_axis, per_axis), rtol=1e-15)
+    np.testing.assert_allclose(
+        avg_pool2d(ones, 3, 2, 1, ceil_mode=True, count_include_pad=False).numpy(),
+        np.ones((1, 1, 3, 3)), rtol=1e-15)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: avg_pool2d(autodiff.zeros(1, 1, 4, 4), 2, padding=2), "at most half"),
     (lambda: max_pool2d(autodiff.zeros(1, 1, 2, 2), 3), "smaller than"),
