@@ -10,6 +10,8 @@ Parameters are autodiff Tensors (numbers and arrays are converted), so every
 ``log_prob``, ``entropy``, ``rsample`` and KL is differentiable in them.
 """
 import math
+import numbers
+import operator
 
 import autodiff
 from autodiff import backend as B
@@ -63,14 +65,16 @@ def check_positive(t, name, owner):
 
 
 def sample_shape_of(sample_shape):
-    """An int or a sequence of ints as a tuple (torch.Size semantics)."""
-    if isinstance(sample_shape, int):
-        return (sample_shape,)
-    try:
-        shape = tuple(int(n) for n in sample_shape)
-    except TypeError:
-        raise TypeError(f"sample_shape must be an int or a tuple of ints, got "
-                        f"{sample_shape!r}") from None
+    """An int or a sequence of ints as a tuple (torch.Size semantics); TypeError for
+    anything else (a string, floats), ValueError for a negative size."""
+    if isinstance(sample_shape, numbers.Integral):
+        shape = (int(sample_shape),)
+    else:
+        try:
+            shape = tuple(operator.index(n) for n in sample_shape)
+        except TypeError:
+            raise TypeError(f"sample_shape must be an int or a tuple of ints, got "
+                            f"{sample_shape!r}") from None
     if any(n < 0 for n in shape):
         raise ValueError(f"sample_shape must not be negative, got {shape}")
     return shape

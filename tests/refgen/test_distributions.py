@@ -533,6 +533,10 @@ def test_rsample_is_differentiable_and_reproducible():
     (lambda: D.Normal(T([0.0, 1.0]), 1.0).log_prob(T([1.0, 2.0, 3.0])), "do not broadcast"),
     (lambda: D.GaussianMixture(autodiff.zeros(2), autodiff.zeros(3, 2), scale=T(1.0)),
      "K = logits.shape"),
+    (lambda: D.Normal(0.0, 1.0).sample(-1), r"sample_shape must not be negative, got \(-1,\)"),
+    (lambda: D.Normal(0.0, 1.0).sample((2, -3)), "sample_shape must not be negative"),
+    (lambda: D.Normal(0.0, 1.0).sample("ab"), "sample_shape must be an int or a tuple"),
+    (lambda: D.Normal(0.0, 1.0).sample((2.5,)), "sample_shape must be an int or a tuple"),
 ])
 def test_bad_input_gets_one_clear_error(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
