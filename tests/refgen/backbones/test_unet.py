@@ -64,6 +64,36 @@ def test_zero_init_makes_residual_branches_identity():
                            x.numpy())
 
 
+def test_scale_shift_norm_is_one_plus_scale():
+    """GroupNorm(h) * (1 + scale) + shift (Nichol & Dhariwal 2021): with the embedding
+    projection zero (scale = shift = 0) the block equals the plain block with the same
+    weights (GroupNorm removes no shift there: e = 0); with scale = -1 the normalised h is
+    multiplied by 0 and the branch, out_rest(shift), no longer depends on x."""
+    ss = ResBlock(4, 5, num_groups=2, use_scale_shift_norm=True, zero_init=False,
+                  generator=autodiff.Generator(1))
+    plain = ResBlock(4, 5, num_groups=2, zero_init=False, generator=autodiff.Generator(2))
+    with autodiff.no_grad():
+        plain_params = dict(plain.named_parameters())
+        for name, p in ss.named_parameters():
+            if name.startswith("emb_layers"):
+                p.data[...] = 0.0
+                plain_params[name].data[...] = 0.0
+            else:
+                plain_params[name].data[...] = p.data
+    x, emb = autodiff.randn(2, 4, 6, 6, dtype="float64"), autodiff.randn(2, 5, dtype="float64")
+    ss.to("float64"), plain.to("float64")
+    np.testing.assert_allclose(ss(x, emb).numpy(), plain(x, emb).numpy(), rtol=1e-12, atol=0)
+    with autodiff.no_grad():
+        ss.emb_layers[1].bias.data[:4] = -1.0                           # scale = -1
+        ss.emb_layers[1].bias.data[4:] = np.arange(4.0)                 # shift
+    x2 = autodiff.randn(2, 4, 6, 6, dtype="float64")
+    branch = ss(x, emb).numpy() - x.numpy()
+    branch2 = ss(x2, emb).numpy() - x2.numpy()
+    np.testing.assert_allclose(branch, branch2, rtol=1e-12, atol=1e-12)
+    shift = autodiff.tensor(np.broadcast_to(np.arange(4.0)[None, :, None, None], (2, 4, 6, 6)))
+    np.testing.assert_allclose(branch, ss.out_layers[1:](shift).numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_parameters_reproducible_from_generator():
     a, b = tiny(generator=autodiff.Generator(3)), tiny(generator=autodiff.Generator(3))
     for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
