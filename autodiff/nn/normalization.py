@@ -92,9 +92,9 @@ class GroupNorm(Module):
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
                  dtype=None, *, bias=True):
         super().__init__()
-        if num_channels % num_groups != 0:
+        if num_groups <= 0 or num_channels % num_groups != 0:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
-                             f"num_groups ({num_groups})")
+                             f"num_groups ({num_groups}), a positive integer")
         self.num_groups = int(num_groups)
         self.num_channels = int(num_channels)
         self.eps = eps

@@ -177,6 +177,8 @@ def test_other_errors():
         nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="num_channels \\(5\\) must be divisible"):
         nn.GroupNorm(2, 5)
+    with pytest.raises(ValueError, match="num_groups \\(0\\), a positive integer"):
+        nn.GroupNorm(0, 4)                # not a ZeroDivisionError from the modulo
     with pytest.raises(ValueError, match="embed_dim \\(6\\) must be divisible by num_heads"):
         nn.MultiheadAttention(6, 4)
     mha = nn.MultiheadAttention(4, 2)
