@@ -27,8 +27,15 @@ def kl_divergence(p, q):
     """KL(p || q), shape broadcast(p.batch_shape, q.batch_shape).
 
     The most specific registered pair along both types' MROs is used; without one,
-    NotImplementedError names both types and lists the registered pairs.
+    NotImplementedError names both types and lists the registered pairs. Event shapes must
+    be equal and batch shapes must broadcast (ValueError naming both, before any arithmetic).
     """
+    names = f"{type(p).__name__} || {type(q).__name__}"
+    if tuple(p.event_shape) != tuple(q.event_shape):
+        raise ValueError(f"kl_divergence({names}): event shapes differ: {p.event_shape} and "
+                         f"{q.event_shape}")
+    broadcast_shapes(p.batch_shape, q.batch_shape,
+                     what=f"kl_divergence({names}): batch shapes")
     for tp in type(p).__mro__:
         for tq in type(q).__mro__:
             fn = _KL.get((tp, tq))
@@ -52,9 +59,6 @@ def _kl_normal_normal(p, q):
 def _kl_mvn_mvn(p, q):
     """(tr(S_q^-1 S_p) + (m_q - m_p)^T S_q^-1 (m_q - m_p) - d + log det S_q - log det S_p) / 2
     with S = L L^T: tr = ||L_q^-1 L_p||_F^2, the quadratic form = ||L_q^-1 (m_q - m_p)||^2."""
-    if p.event_shape != q.event_shape:
-        raise ValueError(f"kl_divergence: MultivariateNormal event shapes differ: "
-                         f"{p.event_shape} and {q.event_shape}")
     d = p.event_shape[0]
     batch = broadcast_shapes(p.batch_shape, q.batch_shape,
                              what="kl_divergence: MultivariateNormal batch shapes")

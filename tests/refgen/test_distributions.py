@@ -537,6 +537,13 @@ def test_rsample_is_differentiable_and_reproducible():
     (lambda: D.Normal(0.0, 1.0).sample((2, -3)), "sample_shape must not be negative"),
     (lambda: D.Normal(0.0, 1.0).sample("ab"), "sample_shape must be an int or a tuple"),
     (lambda: D.Normal(0.0, 1.0).sample((2.5,)), "sample_shape must be an int or a tuple"),
+    (lambda: D.kl_divergence(D.Normal(T([0.0] * 3), 1.0), D.Normal(T([0.0] * 4), 1.0)),
+     r"kl_divergence\(Normal \|\| Normal\): batch shapes do not broadcast: \(3,\), \(4,\)"),
+    (lambda: D.kl_divergence(D.Bernoulli(logits=T([0.0] * 3)), D.Bernoulli(logits=T([0.0] * 2))),
+     "batch shapes do not broadcast"),
+    (lambda: D.kl_divergence(D.DiagonalNormal(T([0.0] * 2), 1.0),
+                             D.DiagonalNormal(T([0.0] * 3), 1.0)),
+     r"event shapes differ: \(2,\) and \(3,\)"),
 ])
 def test_bad_input_gets_one_clear_error(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
