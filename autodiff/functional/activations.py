@@ -289,9 +289,11 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 
 def tanh(input):
     """Hyperbolic tangent (the engine primitive)."""
+    _check_tensor(input, "tanh")
     return ew.tanh(input)
 
 
 def sigmoid(input):
     """1 / (1 + exp(-x)), computed from exp(-|x|) so it never overflows."""
+    _check_tensor(input, "sigmoid")
     return ew.sigmoid(input)

@@ -483,6 +483,8 @@ def test_kl_div_reduction_error_lists_batchmean():
     (lambda: F.nll_loss(T(randn(3, 4)), autodiff.tensor([0, 1, 2]), weight=T(randn(3))),
      r"weight of shape \(3,\)"),
     (lambda: F.one_hot(autodiff.tensor([0, 3]), num_classes=3), r"\[0, 3\)"),
+    (lambda: F.tanh(np.zeros(3)), "tanh: input must be an autodiff Tensor, got ndarray"),
+    (lambda: F.sigmoid([0.0]), "sigmoid: input must be an autodiff Tensor, got list"),
 ])
 def test_errors_name_the_op_and_shapes(call, pattern):
     with pytest.raises((ValueError, IndexError, TypeError), match=pattern):
