@@ -189,6 +189,29 @@ def test_gaussian_mixture_integrates_to_one_2d(kind):
     assert abs(total - 1.0) <= bound, (total, bound)
 
 
+def test_gaussian_mixture_log_prob_is_the_weighted_sum():
+    """log p(x) = log sum_k softmax(logits)_k N(x; mu_k, Sigma_k), against the formula in
+    NumPy (float64 rounding). Integrating to one cannot see the weights: any convex
+    combination integrates to one, so this pins pi_k (unequal on purpose) and Sigma_k."""
+    logits = np.array([0.3, -0.5, 1.0])
+    mus = np.array([[-1.0, 0.5], [1.0, 1.0], [0.0, -1.0]])
+    covs = np.array([[[0.25, 0.1], [0.1, 0.16]], [[0.09, -0.05], [-0.05, 0.36]],
+                     [[0.49, 0.0], [0.0, 0.25]]])
+    x = np.array([[0.0, 0.0], [-1.2, 0.4], [1.1, 0.9], [3.0, -2.0]])
+    pis = np.exp(logits) / np.exp(logits).sum()
+    dens = np.zeros(len(x))
+    for p, m, c in zip(pis, mus, covs):
+        r = x - m
+        quad = np.einsum("ni,ij,nj->n", r, np.linalg.inv(c), r)
+        dens += p * np.exp(-0.5 * quad) / (2 * np.pi * np.sqrt(np.linalg.det(c)))
+    d = D.GaussianMixture(T(logits), T(mus), covariance_matrix=T(covs))
+    np.testing.assert_allclose(np_(d.log_prob(T(x))), np.log(dens), rtol=1e-12)
+    diag = D.GaussianMixture(T(logits), T(mus), scale=T(np.sqrt(np.diagonal(covs, 0, 1, 2))))
+    dens_diag = sum(p * np.exp(-0.5 * (((x - m) ** 2) / np.diag(c)).sum(1))
+                    / (2 * np.pi * np.sqrt(np.prod(np.diag(c)))) for p, m, c in zip(pis, mus, covs))
+    np.testing.assert_allclose(np_(diag.log_prob(T(x))), np.log(dens_diag), rtol=1e-12)
+
+
 # =========================================================================== moments
 def _assert_moments(d, x, mean, var, what):
     """Sample mean and variance (elementwise over the batch) within 5 standard errors.
