@@ -137,6 +137,9 @@ def save(obj, path):
 
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):   # else mkstemp names only its hidden temporary file
+        raise FileNotFoundError(
+            f"autodiff.save: cannot write {path!r}: the directory {directory!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:

@@ -174,6 +174,9 @@ def test_missing_and_invalid_files_are_named(tmp_path):
     np.save(npy, np.arange(3))
     with pytest.raises(ValueError, match="not a valid refgen archive"):
         autodiff.load(npy)
+    nowhere = tmp_path / "no_such_dir" / "ckpt.npz"
+    with pytest.raises(FileNotFoundError, match="cannot write .*ckpt.npz.*no_such_dir.* does not exist"):
+        autodiff.save({"a": 1}, nowhere)
 
 
 def test_unsupported_objects_name_the_key_path_and_type(tmp_path):
