@@ -52,11 +52,15 @@ def _as_array(value, key):
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, by duck typing
         value = value.detach().cpu().numpy()
     try:
-        return B.to_backend(value)
+        arr = B.to_backend(value)
     except Exception as exc:  # a clear message instead of NumPy's
         raise TypeError(
             f"load_state_dict: value for {key!r} is a {type(value).__name__}, "
             f"not a Tensor or an array") from exc
+    if arr.dtype.kind not in "biufc":  # a str or object would fail later, in the cast
+        raise TypeError(
+            f"load_state_dict: value for {key!r} has dtype {arr.dtype}, not a numeric array")
+    return arr
 
 
 def _addindent(text, n):

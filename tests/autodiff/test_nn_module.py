@@ -133,6 +133,13 @@ def test_load_state_dict_casts_dtype():
     assert lin.weight.dtype == np.float32
 
 
+@pytest.mark.parametrize("value", ["abc", np.full((3, 2), "x"), np.zeros((3, 2), dtype=object)])
+def test_load_state_dict_rejects_non_numeric_values_by_key(value):
+    lin = nn.Linear(2, 3)
+    with pytest.raises(TypeError, match="value for 'weight'"):
+        lin.load_state_dict({"weight": value, "bias": np.zeros(3)})
+
+
 def test_train_eval_flags():
     seq = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(), nn.BatchNorm1d(2)))
     assert all(m.training for m in seq.modules())
