@@ -54,11 +54,24 @@ FAITHFUL_INFO = {
 }
 
 
+_DTYPES = ("float32", "float64")
+
+
 def _options(name, given, allowed):
+    """Check the options before any file is read: unknown names, and dtype."""
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         raise TypeError(f"load_dataset({name!r}): unknown option(s) {', '.join(unknown)}; "
                         f"accepted: {', '.join(allowed)}")
+    dtype = given.get("dtype")
+    if dtype is not None:
+        try:
+            ok = B.xp.dtype(dtype).name in _DTYPES
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(f"load_dataset({name!r}): dtype must be one of "
+                             f"{', '.join(_DTYPES)}, got {dtype!r}")
 
 
 def _dtype(opts):
@@ -66,7 +79,6 @@ def _dtype(opts):
 
 
 def _image_dataset(name, images, labels, levels, classes, split, source, split_text, opts):
-    _options(name, opts, _IMAGE_OPTIONS)
     scale = opts.get("scale", "unit")
     if scale not in P.SCALES:
         raise ValueError(f"unknown scale {scale!r}; known: {', '.join(P.SCALES)}")
@@ -96,6 +108,7 @@ def _image_dataset(name, images, labels, levels, classes, split, source, split_t
 
 
 def _load_digits(split, data_dir, opts):
+    _options("digits", opts, _IMAGE_OPTIONS)
     images, labels = load_digits_arrays()
     known = ("train", "val", "test", "train+val", "all")
     check_split("digits", split, known)
@@ -112,6 +125,7 @@ def _load_digits(split, data_dir, opts):
 
 def _idx_loader(name):
     def load(split, data_dir, opts):
+        _options(name, opts, _IMAGE_OPTIONS)
         images, labels = load_idx_split(name, split, data_dir)
         text = ("train = first 50,000 of the official training file, val = its last 10,000, "
                 "train+val = all 60,000, test = the official 10,000")

@@ -25,6 +25,18 @@ def test_list_and_unknown_names():
         data.load_dataset("digits", "dev")
     with pytest.raises(TypeError, match="unknown option.* n; accepted: scale"):
         data.load_dataset("digits", n=5)
+    with pytest.raises(ValueError, match=r"load_dataset\('digits'\): dtype must be one of "
+                                         "float32, float64, got 'foo'"):
+        data.load_dataset("digits", dtype="foo")
+    with pytest.raises(ValueError, match="dtype must be one of float32, float64, got 'int64'"):
+        data.load_dataset("moons", dtype="int64")
+    assert data.load_dataset("faithful", dtype=np.float32).x.dtype == np.float32
+
+
+def test_options_are_checked_before_files_are_looked_for(tmp_path):
+    # an empty data_dir: a misspelt option must be named, not the missing MNIST files
+    with pytest.raises(TypeError, match=r"load_dataset\('mnist'\): unknown option\(s\) scal"):
+        data.load_dataset("mnist", "test", data_dir=tmp_path, scal="symmetric")
 
 
 def test_digits_embedded_with_verified_hash_and_counts():
