@@ -112,6 +112,11 @@ def logit_transform(x, alpha=MNIST_LOGIT_ALPHA):
     :return: y (N, ...) and logdet (N,). Tensors in give differentiable Tensors out.
     """
     _check_alpha(alpha)
+    if not isinstance(x, Tensor):
+        x = _data(x)
+    if x.ndim < 1:
+        raise ValueError("logit_transform: x must have a leading example axis (N, ...), got a "
+                         "0-d value; the logdet is per example")
     if isinstance(x, Tensor):
         p = alpha + (1.0 - 2.0 * alpha) * x
         logp, log1mp = autodiff.log(p), autodiff.log1p(-p)
@@ -119,7 +124,7 @@ def logit_transform(x, alpha=MNIST_LOGIT_ALPHA):
         per = -logp - log1mp
         logdet = per.reshape(per.shape[0], -1).sum(1) + math.log1p(-2.0 * alpha) * per[0].numel()
         return y, logdet
-    return _logit_arrays(_data(x), alpha)
+    return _logit_arrays(x, alpha)
 
 
 def _logit_arrays(a, alpha):

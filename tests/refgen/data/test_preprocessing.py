@@ -81,3 +81,9 @@ def test_logit_tensor_path_agrees_and_has_gradcheck_gradients():
 def test_logit_alpha_checked():
     with pytest.raises(ValueError, match=r"alpha must lie in \[0, 0.5\), got 0.5"):
         P.logit_transform(B.xp.zeros((1, 1)), 0.5)
+
+
+def test_logit_needs_an_example_axis():
+    for x in (B.xp.asarray(0.5), autodiff.tensor(0.5)):
+        with pytest.raises(ValueError, match=r"leading example axis \(N, ...\)"):
+            P.logit_transform(x)
