@@ -57,7 +57,8 @@ def _host(x):
 def as_features(x, name, xp=None):
     """``x`` as a float64 (N, D) array of ``xp`` (host NumPy when None); rows are samples.
 
-    Accepts NumPy or backend arrays and autodiff Tensors; names ``name`` in the error.
+    Accepts NumPy or backend arrays and autodiff Tensors; names ``name`` in the error
+    (not 2-D, empty, or with a NaN or inf entry).
     """
     if isinstance(x, autodiff.Tensor):
         x = x.data
@@ -67,6 +68,10 @@ def as_features(x, name, xp=None):
                          f"got shape {tuple(a.shape)}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {tuple(a.shape)}")
+    if not bool((xp or np).isfinite(a).all()):
+        # a NaN would otherwise come out as a NaN KID or a silent precision/recall of 0
+        raise ValueError(f"{name} has non-finite entries (NaN or inf) in {tuple(a.shape)} "
+                         f"features")
     return a
 
 

@@ -130,6 +130,10 @@ def test_errors_name_the_problem():
         fid_from_features(np.zeros((4, 2)), np.zeros((4, 3)))
     with pytest.raises(ValueError, match="at least 2 samples"):
         fid_from_features(np.zeros((1, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="real has non-finite entries"):
+        fid_from_features(np.full((4, 2), np.nan), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="batch has non-finite entries"):
+        RunningStatistics().update(np.array([[0.0, np.inf], [1.0, 1.0]]))
 
 
 def test_significant_imaginary_part_is_rejected():

@@ -119,3 +119,5 @@ def test_errors_name_the_problem():
         kid(np.zeros((3, 2)), np.zeros((1, 2)))
     with pytest.raises(ValueError, match="num_subsets must be >= 1"):
         kid(np.zeros((3, 2)), np.zeros((3, 2)), num_subsets=0)
+    with pytest.raises(ValueError, match=r"fake has non-finite entries.*\(3, 2\)"):
+        kid(np.zeros((3, 2)), np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, 1.0]]))

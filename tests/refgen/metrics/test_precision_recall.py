@@ -117,6 +117,13 @@ def test_errors_name_the_problem():
         density_coverage(np.random.rand(10, 2), np.zeros((10, 2)), batch_size=0)
     with pytest.raises(ValueError, match="k must be >= 1"):
         knn_radii(np.zeros((10, 2)), 0)
+    bad = np.random.rand(10, 2)
+    bad[4, 1] = np.nan                      # was a silent precision = recall = 0
+    with pytest.raises(ValueError, match="real has non-finite entries"):
+        precision_recall(bad, np.random.rand(10, 2))
+    bad[4, 1] = np.inf
+    with pytest.raises(ValueError, match="fake has non-finite entries"):
+        density_coverage(np.random.rand(10, 2), bad)
 
 
 @pytest.mark.slow
