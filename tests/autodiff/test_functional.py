@@ -290,6 +290,37 @@ def test_cross_entropy_ignore_index_weighted_mean():
     assert math.isnan(all_ignored.item())
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_weighted_label_smoothing_by_hand(reduction):
+    # PyTorch's rule: (1 - eps) w[t] (-log p_t) + (eps / C) sum_c w_c (-log p_c) per kept
+    # target; 'mean' divides both parts by the sum of w[t] over the kept targets.
+    logits, target, weight = _ce_inputs()
+    eps, x, t, w = 0.2, logits.numpy(), target.numpy(), weight.numpy()
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    keep = t != -100
+    safe = np.where(keep, t, 0)
+    w_t = w[safe] * keep
+    per = ((1 - eps) * w_t * -logp[np.arange(len(t)), safe]
+           + (eps / x.shape[1]) * (w * -logp).sum(1) * keep)
+    expected = {"none": per, "sum": per.sum(), "mean": per.sum() / w_t.sum()}[reduction]
+    got = F.cross_entropy(logits, target, weight, reduction=reduction, label_smoothing=eps)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_pos_weight_and_weight_by_hand(reduction):
+    # The definition: -w [p y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))], p per class.
+    rng = np.random.default_rng(7)
+    x, y = randn(3, 4, scale=2.0), rng.random((3, 4))
+    pw, w = np.array([0.5, 1.0, 2.0, 3.0]), rng.random((3, 4))
+    sig = 1.0 / (1.0 + np.exp(-x))
+    per = -w * (pw * y * np.log(sig) + (1 - y) * np.log(1 - sig))
+    expected = {"none": per, "sum": per.sum(), "mean": per.mean()}[reduction]
+    got = F.binary_cross_entropy_with_logits(T(x), T(y), T(w), pos_weight=T(pw),
+                                             reduction=reduction)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-13)
+
+
 def test_gaussian_nll_clamped_variance_passes_gradient():
     # PyTorch clamps var under no_grad: the gradient reaches var unchanged at the clamp.
     x, y = T([1.0]), T([0.0], False)
