@@ -401,6 +401,8 @@ def cmd_data_download(args):
 
 def cmd_data_show(args):
     from refgen import data
+    if args.n < 1:   # x[:-3] would silently draw all but the last 3
+        raise CLIError(f"--n must be a positive integer, got {args.n}")
     print(data.describe(args.name))
     if not args.out:
         return 0

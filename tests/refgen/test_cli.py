@@ -140,6 +140,14 @@ def test_digits_classifier_trains_from_scratch_to_97_percent(capsys, tmp_path):
     assert accuracy >= 0.97, f"digits test accuracy {accuracy:.4f} < 0.97"
 
 
+@pytest.mark.parametrize("n", ["0", "-3"])
+def test_data_show_rejects_a_count_below_one(capsys, tmp_path, n):
+    out = tmp_path / "moons.png"
+    assert main(["data", "show", "moons", "--out", str(out), "--n", n]) == 1
+    assert _error_line(capsys) == f"refgen data: error: --n must be a positive integer, got {n}"
+    assert not out.exists()
+
+
 def test_data_show_points_draws_over_the_density(capsys, tmp_path):
     out = tmp_path / "ring8.png"
     assert main(["data", "show", "ring8", "--out", str(out), "--n", "200"]) == 0
