@@ -143,14 +143,16 @@ def adain(content, style, eps=1e-5):
     the biased (population) variance, for both x and y.
 
     :param content: x (B, C, *spatial)
-    :param style: y (B, C, *spatial'), any spatial size
+    :param style: y (B, C, *spatial'), any spatial size, as many spatial dims as x
     :return: (B, C, *spatial)
     """
     mu_x, sigma_x = _spatial_stats(content, eps, "adain", "content")
     mu_y, sigma_y = _spatial_stats(style, eps, "adain", "style")
-    if tuple(style.shape[:2]) != tuple(content.shape[:2]):
+    # the same number of spatial dims too: (B, C, 1) statistics of a 1-d style would
+    # otherwise broadcast against (B, C, H, W) along the wrong axes, silently when B = C = H
+    if tuple(style.shape[:2]) != tuple(content.shape[:2]) or style.ndim != content.ndim:
         raise ValueError(f"adain: content {tuple(content.shape)} and style {tuple(style.shape)} "
-                         f"must agree in batch and channels")
+                         f"must agree in batch, channels and number of spatial dims")
     return sigma_y * (content - mu_x) / sigma_x + mu_y
 
 

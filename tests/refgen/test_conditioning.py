@@ -84,6 +84,11 @@ def test_instance_norm_statistics_and_adain_module():
     np.testing.assert_allclose(layer(x, s).numpy(), expect, rtol=1e-12)
     with pytest.raises(ValueError, match="at least one spatial"):
         instance_norm(_t((2, 3), 0))
+    # B = C = H = 3: a 1-d style's (3, 3, 1) statistics used to broadcast silently
+    with pytest.raises(ValueError, match=r"number of spatial dims"):
+        adain(_t((3, 3, 3, 3), 0), _t((3, 3, 5), 1))
+    with pytest.raises(ValueError, match=r"agree in batch"):
+        adain(_t((2, 3, 4, 4), 0), _t((2, 4, 4, 4), 1))
 
 
 # ---------------------------------------------------------------------------- cross-attention
