@@ -290,6 +290,9 @@ class TransformerDecoder(nn.Module):
             raise ValueError("TransformerDecoder.generate: prompt must hold at least one token")
         if temperature < 0:
             raise ValueError(f"TransformerDecoder.generate: temperature must be >= 0, got {temperature}")
+        if int(max_new_tokens) != max_new_tokens or max_new_tokens < 0:
+            raise ValueError(f"TransformerDecoder.generate: max_new_tokens must be a "
+                             f"non-negative int, got {max_new_tokens!r}")
         if top_k is not None and not 1 <= top_k:
             raise ValueError(f"TransformerDecoder.generate: top_k must be >= 1, got {top_k}")
         xp = B.xp

@@ -193,6 +193,8 @@ def test_clear_errors():
         model(np.zeros((1, 1), dtype=np.int64), cache=KVCache(3))
     with pytest.raises(ValueError, match="known: learned, sinusoidal"):
         TransformerDecoder(5, 4, positions="rotary")
+    with pytest.raises(ValueError, match="max_new_tokens must be a non-negative int, got -1"):
+        model.generate(np.array([[1]]), -1)
     with pytest.raises(ValueError, match="divisible"):
         TransformerDecoder(5, 4, n_head=3, n_embd=8)
     with pytest.raises(ValueError, match=r"\(B, T, 8\)"):
