@@ -10,8 +10,10 @@ Init as PyTorch: xavier_uniform_ on the input projections, zero biases, out_proj
 Linear's init.
 
 Masks: ``attn_mask`` (L, S) or (N*num_heads, L, S) and ``key_padding_mask`` (N, S), boolean
-(True = not allowed to attend) or floating (added to the scores). A row whose every key is
-masked gives NaN, as in PyTorch.
+(True = not allowed to attend) or floating (added to the scores). A query whose every key is
+masked gives NaN with ``need_weights=True`` (softmax of all -inf) and a zero output with
+``need_weights=False`` (``F.scaled_dot_product_attention``'s rule); PyTorch's two paths do
+the same in training mode.
 """
 import math
 
@@ -208,8 +210,7 @@ class MultiheadAttention(Module):
             out = attn @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                                 generator=self.generator) if p > 0 else \
-                F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+                                                 generator=self.generator)
             weights = None
         out = out.transpose(1, 2).reshape(n, L, self.embed_dim)  # merge heads
         out = self.out_proj(out)
