@@ -29,7 +29,8 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
-    """x if x >= 0 else negative_slope * x, elementwise."""
+    """x if x > 0 else negative_slope * x, elementwise; derivative negative_slope at 0
+    (PyTorch's choice)."""
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
@@ -106,7 +107,8 @@ class Sigmoid(Module):
 
 
 class ELU(Module):
-    """x if x > 0 else alpha (exp(x) - 1) (Clevert et al. 2015), elementwise."""
+    """x if x > 0 else alpha (exp(x) - 1) (Clevert et al. 2016), elementwise; derivative
+    alpha at 0 (PyTorch's)."""
 
     def __init__(self, alpha=1.0, inplace=False):
         super().__init__()
