@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import textwrap
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -73,18 +72,9 @@ def _restore(checkpoint_path, device, use_ema=True):
 def _atomic_save_npy(array, path):
     # host-side: np.save writes the host copy of the samples to a file
     import numpy as np
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from refgen.fileio import atomic_open
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
     return path
 
 
