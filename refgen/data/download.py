@@ -35,10 +35,6 @@ def _fetch(urls, filename, timeout):
         "(command line: --data-dir DIR) or set REFGEN_DATA")
 
 
-def _atomic_write(path, data):
-    atomic_write_bytes(path, data)
-
-
 def download(name, data_dir=None, urls=None, timeout=60, progress=None):
     """Download the four IDX files of ``name`` into ``<data_dir or cache>/<name>/``.
 
@@ -79,7 +75,7 @@ def download(name, data_dir=None, urls=None, timeout=60, progress=None):
                 raise IDXError(f"downloaded {url} failed its check: {exc}") from exc
         finally:
             os.unlink(tmp)
-        _atomic_write(target, data)
+        atomic_write_bytes(target, data)
         say(f"{target}: downloaded from {url} and verified")
     return folder
 
