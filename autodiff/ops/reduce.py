@@ -27,8 +27,11 @@ class SumTo(Function):
     def forward(self, a, shape):
         self.in_shape = a.shape
         lead = a.ndim - len(shape)
-        if lead < 0:
-            raise ValueError(f"sum_to: cannot reduce shape {a.shape} to larger shape {shape}")
+        # a list, not any()/all(): those names are this module's ops here
+        if lead < 0 or [n for n, m in zip(shape, a.shape[lead:]) if n != 1 and n != m]:
+            # PyTorch's rule: ``shape`` must broadcast to the input's shape
+            raise ValueError(f"sum_to: cannot sum shape {a.shape} to {shape}: the target "
+                             f"must broadcast to the input (each dim 1 or equal, no extra dims)")
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(shape) if n == 1 and a.shape[lead + i] != 1)
         out = a.sum(axis=axes, keepdims=True) if axes else a

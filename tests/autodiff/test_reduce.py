@@ -259,3 +259,11 @@ def test_argmax_argmin_all_any():
     np.testing.assert_array_equal(x.argmin(0, keepdim=True).numpy(), [[0, 1, 0]])
     assert bool((x > 0).any()) and not bool((x > 0).all())
     np.testing.assert_array_equal((x > 0).all(1).numpy(), [True, False])
+
+
+@pytest.mark.parametrize("target", [(2, 2), (3, 3), (4,), (2, 1, 3), (1, 2, 3, 4)])
+def test_sum_to_rejects_a_shape_that_does_not_broadcast_to_the_input(target):
+    # (2, 2) and (3, 3) used to come back silently as (2, 3); (4,) as a NumPy reshape error
+    x = ad.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"sum_to: cannot sum shape \(2, 3\) to"):
+        ad.sum_to(x, target)
