@@ -87,7 +87,6 @@ class SGD(Optimizer):
                     g = xp.add(g, nest, out=tmp)
                 else:
                     g = buf.data
-            step = xp.multiply(g, lr, out=self._scratch(g, 1)) if g is not tmp else \
-                xp.multiply(g, lr, out=tmp)
-            p.data -= step
+            # g is the .grad, the momentum buffer or slot 0, never slot 1: safe to write there.
+            p.data -= xp.multiply(g, lr, out=self._scratch(g, 1))
             bump_version(p)
