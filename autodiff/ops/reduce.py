@@ -322,7 +322,12 @@ def cumsum(a, dim):
 
 
 def norm(a, p=2, dim=None, keepdim=False):
-    """Vector p-norm over ``dim`` (all elements by default); the gradient at 0 is 0."""
+    """Vector p-norm (sum_i |a_i|^p)^(1/p) over ``dim`` (all elements by default); the
+    gradient at 0 is 0. ``p='fro'`` is the 2-norm over ``dim`` (``Tensor.norm``'s name)."""
+    if isinstance(p, str):
+        if p != "fro":
+            raise ValueError(f"norm: p={p!r} is not supported; use a number, inf or 'fro'")
+        p = 2
     if p == 2:
         # sqrt'(0) is infinite; at an exact zero vector use subgradient 0, like PyTorch.
         return _sqrt_zero_subgradient(sum(a * a, dim=dim, keepdim=keepdim))

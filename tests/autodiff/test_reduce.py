@@ -250,6 +250,12 @@ def test_norm_at_zero_has_zero_gradient_and_other_orders():
     assert y.norm(p=3).item() == pytest.approx((27 + 64) ** (1 / 3), rel=1e-15)
     for p in (1, 3, float("inf")):
         assert gradcheck(lambda t: t.norm(p=p), [y])
+    # 'fro' is Tensor.norm's name for the 2-norm; other strings are refused by name
+    m = leaf([[1.0, 2.0], [2.0, 4.0]])
+    assert m.norm("fro").item() == 5.0
+    np.testing.assert_array_equal(m.norm(p="fro", dim=1).numpy(), [np.sqrt(5.0), np.sqrt(20.0)])
+    with pytest.raises(ValueError, match="p='nuc' is not supported"):
+        m.norm("nuc")
 
 
 def test_argmax_argmin_all_any():
