@@ -406,6 +406,10 @@ def roll(a, shifts, dims=None):
         return reshape(roll(flatten(a), shifts, 0), a.shape)
     if isinstance(dims, int):
         dims, shifts = (dims,), (shifts,)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    if len(shifts) != len(dims):  # NumPy would broadcast them; PyTorch refuses
+        raise ValueError(f"roll: {len(shifts)} shifts {shifts} for {len(tuple(dims))} dims "
+                         f"{tuple(dims)}; give one shift per dim")
     dims = tuple(normalize_dim(d, a.ndim, "roll") for d in dims)
     return Roll.apply(a, shifts=tuple(shifts), dims=dims)
 

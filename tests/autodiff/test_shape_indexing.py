@@ -219,6 +219,15 @@ def test_flip_and_roll(shape, seed, data):
     check(lambda t: t.roll(s), a, np.roll(a, s))
 
 
+def test_roll_needs_one_shift_per_dim():
+    # NumPy would broadcast (1, 2) over dim 0 into a roll by 3; PyTorch refuses, so do we
+    x = ad.tensor(np.arange(6.0).reshape(2, 3))
+    with pytest.raises(ValueError, match=r"roll: 2 shifts \(1, 2\) for 1 dims"):
+        x.roll((1, 2), (0,))
+    with pytest.raises(ValueError, match=r"roll: 1 shifts \(1,\) for 2 dims"):
+        x.roll(1, (0, 1))
+
+
 NP_MODE = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
