@@ -120,6 +120,10 @@ class TrainConfig:
             raise ValueError(
                 f"{where}: lr_schedule 'warmup_cosine' needs 0 < warmup_steps < steps, got "
                 f"warmup_steps={o['warmup_steps']}, steps={self.steps}")
+        if o["lr_schedule"] == "cosine" and o["warmup_steps"] > 0:
+            # CosineAnnealingLR has no warmup: it would be dropped without a word
+            raise ValueError(f"{where}: lr_schedule 'cosine' has no warmup, got warmup_steps="
+                             f"{o['warmup_steps']}; use lr_schedule 'warmup_cosine'")
         if o["warmup_steps"] > self.steps:
             raise ValueError(f"{where}: warmup_steps ({o['warmup_steps']}) exceeds steps "
                              f"({self.steps})")
