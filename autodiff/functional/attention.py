@@ -89,9 +89,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                 f"scores' shape {tuple(scores.shape)} (..., L, S)") from None
         if mask_data.dtype.kind == "b":
             allowed = mask_data
-        else:
+        elif mask_data.dtype.kind == "f":
             bias = attn_mask if isinstance(attn_mask, Tensor) else Tensor(mask_data)
+            if bias.dtype != scores.dtype:   # a float64 mask must not upcast float32 scores
+                bias = ew.astype(bias, scores.dtype)
             scores = scores + bias
+        else:
+            raise TypeError(
+                f"{op}: attn_mask must be boolean (True = attend) or floating (added to the "
+                f"scores), got dtype {mask_data.dtype}")
     if allowed is not None:
         scores = ew.where(allowed, scores, float("-inf"))
     if S == 0:

@@ -205,6 +205,17 @@ def test_causal_attention_is_autoregressive():
         assert np.any(gv.numpy()[0, :i + 1] != 0)
 
 
+def test_attention_float_mask_keeps_the_query_dtype_and_int_mask_is_refused():
+    q = autodiff.tensor(randn(2, 3, 4), dtype="float32")
+    bias = np.triu(np.full((3, 3), -1e9), 1)                       # float64, causal
+    out = F.scaled_dot_product_attention(q, q, q, attn_mask=bias)
+    assert out.dtype == np.float32
+    causal = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    np.testing.assert_allclose(out.numpy(), causal.numpy(), rtol=1e-6)
+    with pytest.raises(TypeError, match="attn_mask must be boolean .* or floating.*int64"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=np.ones((3, 3), dtype=np.int64))
+
+
 def test_attention_fully_masked_row_is_zero():
     q, k, v = T(randn(3, 2)), T(randn(4, 2, seed=1)), T(randn(4, 2, seed=2))
     mask = np.ones((3, 4), dtype=bool)
