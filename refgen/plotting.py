@@ -220,8 +220,8 @@ def plot_loss_curves(logs, path, keys=None, title=None, logy=None):
 
     :param logs: a ``log.jsonl`` path, or a list of them, or a dict label -> path
     :param keys: which numbers (default: every numeric key except step, time and wall)
-    :param logy: log-scale y for keys containing 'loss' when all values are positive
-        (default True)
+    :param logy: log-scale y for every key whose values are all positive (True), for none
+        (False), or, by default (None), for keys containing 'loss' or 'nll'
     """
     if isinstance(logs, (str, os.PathLike)):
         logs = {os.path.basename(os.path.dirname(os.path.abspath(logs))): logs}
