@@ -396,7 +396,8 @@ class Tensor:
         return self.to(dtype=B.numpy.bool_)
 
     def cpu(self):
-        return self
+        """The tensor on the host (itself on the NumPy backend)."""
+        return to_device(self, "cpu")
 
     def requires_grad_(self, requires_grad=True):
         if requires_grad and self.data.dtype.kind not in "fc":
@@ -526,7 +527,9 @@ def to_device(t, device):
         raise ValueError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
     if data is t.data:
         return t
-    return Tensor(data, requires_grad=t.requires_grad)
+    # _make, not Tensor(): Tensor() passes data through xp.asarray, which on the CuPy
+    # backend would copy a host array straight back to the device.
+    return _make(data, t.requires_grad, None)
 
 
 # --------------------------------------------------------------------------- the engine

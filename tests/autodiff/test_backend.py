@@ -152,6 +152,10 @@ def test_to_device_cpu_and_dtype_moves():
     assert c.device == "cpu" and type(c.numpy()) is np.ndarray
     np.testing.assert_array_equal(c.numpy(), t.numpy())
     assert t.to(device="cpu").device == "cpu"
+    # on CuPy these move to the host (Tensor() would have copied the host array back)
+    assert t.cpu().device == "cpu" and type(t.cpu().data) is np.ndarray
+    g = ad.tensor([1.0], requires_grad=True)
+    assert ad.to_device(g, "cpu").requires_grad and ad.to_device(g, "cpu").is_leaf
     assert t.to(ad.float32).dtype == np.float32 and t.float().double().dtype == np.float64
     with pytest.raises(ValueError, match="unknown device"):
         ad.to_device(t, "tpu")
