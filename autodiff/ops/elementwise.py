@@ -501,7 +501,16 @@ def where(condition, a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError("where needs at least one of a, b to be a Tensor")
     a, b = _pair(a, b)
-    return Where.apply(a, b, condition=condition)
+    try:
+        return Where.apply(a, b, condition=condition)
+    except ValueError:
+        try:
+            B.numpy.broadcast_shapes(condition.shape, a.shape, b.shape)
+        except ValueError:
+            raise ValueError(
+                f"where: condition {tuple(condition.shape)}, a {tuple(a.shape)} and b "
+                f"{tuple(b.shape)} cannot be broadcast together") from None
+        raise
 
 
 def clamp(a, min=None, max=None):

@@ -175,6 +175,8 @@ def test_where_with_scalar_branches_and_masked_constants():
     np.testing.assert_array_equal(g.numpy(), [0.0, 1.0, 0.0])
     with pytest.raises(TypeError, match="where"):
         ad.where(np.array([True]), 1.0, 2.0)
+    with pytest.raises(ValueError, match=r"where: condition \(4,\), a \(3,\) and b \(\)"):
+        ad.where(ad.ones(4) > 0, x, 0.0)
 
 
 # --------------------------------------------------------------------------- subgradients
