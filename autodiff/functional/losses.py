@@ -200,6 +200,7 @@ def _soft_cross_entropy(log_p, target, weight, reduction, label_smoothing, class
         y = y * (1.0 - label_smoothing) + label_smoothing / n_classes
     prod = log_p * y
     if weight is not None:
+        weight = _as_tensor(weight, log_p)
         prod = prod * weight.reshape((n_classes,) + (1,) * (log_p.ndim - class_dim - 1))
     if reduction == "none":
         return -prod.sum(class_dim)
@@ -218,6 +219,7 @@ def _pointwise_weighted(loss, weight, reduction, input, op):
         raise ValueError(
             f"{op}: weight of shape {tuple(weight.shape)} must have the input's shape "
             f"{tuple(input.shape)}")
+    weight = _as_tensor(weight, input)
     loss = loss * weight
     if reduction == "mean":
         return loss.sum() / weight.sum()

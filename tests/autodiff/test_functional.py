@@ -406,6 +406,18 @@ def test_float32_stays_float32(name):
 
 
 # --------------------------------------------------------------------------- reductions
+
+def test_float64_weights_do_not_upcast_float32_losses():
+    x = autodiff.tensor(randn(4, 3), dtype="float32")
+    w64 = autodiff.tensor(np.random.default_rng(1).random((4, 3)))
+    probs = autodiff.tensor(np.full((4, 3), 1 / 3), dtype="float32")
+    for out in (F.mse_loss(x, x * 2.0, weight=w64), F.l1_loss(x, x * 2.0, weight=w64),
+                F.cross_entropy(x, probs, weight=autodiff.tensor(np.ones(3)))):
+        assert out.dtype == np.float32
+    np.testing.assert_allclose(F.mse_loss(x, x * 2.0, weight=w64).item(),
+                               (w64.numpy() * x.numpy() ** 2).sum() / w64.numpy().sum(),
+                               rtol=1e-6)
+
 @pytest.mark.parametrize("loss", ["mse", "l1", "bce", "gauss", "nll", "ce"])
 def test_reductions_agree(loss):
     x = T(randn(4, 3), False)
