@@ -405,8 +405,6 @@ def test_float32_stays_float32(name):
     assert out.dtype == np.float32 and g.dtype == np.float32
 
 
-# --------------------------------------------------------------------------- reductions
-
 def test_float64_weights_do_not_upcast_float32_losses():
     x = autodiff.tensor(randn(4, 3), dtype="float32")
     w64 = autodiff.tensor(np.random.default_rng(1).random((4, 3)))
@@ -414,10 +412,13 @@ def test_float64_weights_do_not_upcast_float32_losses():
     for out in (F.mse_loss(x, x * 2.0, weight=w64), F.l1_loss(x, x * 2.0, weight=w64),
                 F.cross_entropy(x, probs, weight=autodiff.tensor(np.ones(3)))):
         assert out.dtype == np.float32
+    # rtol: float32 rounding (eps 6e-8) accumulated over the 12-term sums, against float64.
     np.testing.assert_allclose(F.mse_loss(x, x * 2.0, weight=w64).item(),
                                (w64.numpy() * x.numpy() ** 2).sum() / w64.numpy().sum(),
                                rtol=1e-6)
 
+
+# --------------------------------------------------------------------------- reductions
 @pytest.mark.parametrize("loss", ["mse", "l1", "bce", "gauss", "nll", "ce"])
 def test_reductions_agree(loss):
     x = T(randn(4, 3), False)
