@@ -88,8 +88,12 @@ def randn(*size, generator=None, dtype=None, requires_grad=False):
 
 def randint(low, high=None, size=(), generator=None):
     """Uniform integers in [low, high) (``randint(high, size)`` also accepted), int64."""
-    if high is None:
+    if isinstance(high, (tuple, list)):  # randint(high, size), as torch.randint
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
+    if low >= high:
+        raise ValueError(f"randint: empty range [{low}, {high}); need low < high")
     return Tensor(_gen(generator).integers(low, high, tuple(size)))
 
 

@@ -186,3 +186,9 @@ def test_factories():
     assert ad.randn_like(x).shape == (2,) and ad.rand_like(x).dtype == x.dtype
     assert ad.from_numpy(np.arange(3)).dtype == np.int64
     assert ad.zeros(2, requires_grad=True).requires_grad
+    # torch.randint's two forms; randint(2, (3,)) used to draw one value in [2, 3)
+    r = ad.randint(2, (3,))
+    assert r.shape == (3,) and r.dtype == np.int64 and set(r.numpy()) <= {0, 1}
+    assert ad.randint(5, size=(4,)).shape == (4,) and ad.randint(2, 5, (3,)).shape == (3,)
+    with pytest.raises(ValueError, match=r"randint: empty range \[5, 2\)"):
+        ad.randint(5, 2, (3,))
