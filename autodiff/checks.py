@@ -145,6 +145,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, n_directions=3,
             total = term if total is None else total + term
         return total
 
+    # The function differenced here is itself a computed gradient: its rounding error
+    # (~1e-16 |g| per evaluation) is divided by 2 eps = 2e-6, so the numerical second
+    # derivative carries ~1e-10 |g| more error than the first-order one, and the truncation
+    # term involves the fourth derivative of f instead of the third. Hence one decade more.
     _check_first_order(grad_dot_w, xs, eps, atol * 10, rtol * 10, n_directions, gen,
                        "second order")
     return True
