@@ -36,6 +36,13 @@ def _sum(self, dim=None, keepdim=False, dtype=None):
     return rd.sum(self, dim, keepdim, dtype)
 
 
+def _sum_to_size(self, *size):
+    """``x.sum_to_size(2, 3)`` or ``x.sum_to_size((2, 3))``, as PyTorch accepts both."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return rd.sum_to(self, size)
+
+
 def _T(self):
     return sh.permute(self, tuple(reversed(range(self.ndim))))
 
@@ -63,7 +70,7 @@ _BINDINGS = {
     "sum": _sum, "mean": rd.mean, "var": rd.var, "std": rd.std, "max": rd.max, "min": rd.min,
     "amax": rd.amax, "amin": rd.amin, "argmax": rd.argmax, "argmin": rd.argmin, "prod": rd.prod,
     "logsumexp": rd.logsumexp, "cumsum": rd.cumsum, "norm": rd.norm, "all": rd.all, "any": rd.any,
-    "sum_to_size": rd.sum_to,
+    "sum_to_size": _sum_to_size,
     "reshape": sh.reshape, "view": _view, "permute": sh.permute, "transpose": sh.transpose,
     "movedim": sh.movedim, "squeeze": sh.squeeze, "unsqueeze": sh.unsqueeze,
     "flatten": sh.flatten, "expand": sh.expand, "expand_as": _size_expand_as,
@@ -80,7 +87,7 @@ def _install():
     # == and != compare elementwise like PyTorch; Tensor stays hashable by identity.
     Tensor.__eq__ = ew.eq
     Tensor.__ne__ = ew.ne
-    Tensor.__hash__ = lambda self: id(self)
+    Tensor.__hash__ = Tensor.__dict__["__hash__"]  # defining __eq__ would otherwise drop it
     Tensor.T = property(_T)
     Tensor.mT = property(_mT)
 

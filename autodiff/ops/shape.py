@@ -403,6 +403,8 @@ class Roll(Function):
 
 def roll(a, shifts, dims=None):
     if dims is None:
+        if not isinstance(shifts, int):
+            raise ValueError(f"roll: without dims, shifts must be one int, got {shifts!r}")
         return reshape(roll(flatten(a), shifts, 0), a.shape)
     if isinstance(dims, int):
         dims, shifts = (dims,), (shifts,)

@@ -313,3 +313,14 @@ def test_matmul_vector_promotion(sa, sb):
     out = ad.matmul(a, b)
     np.testing.assert_allclose(out.numpy(), np.matmul(a.numpy(), b.numpy()), rtol=1e-13)
     assert gradcheck(ad.matmul, [a, b])
+
+
+def test_sum_to_size_accepts_varargs_and_a_tuple():
+    x = ad.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    np.testing.assert_array_equal(x.sum_to_size(1, 3).numpy(), [[5.0, 7.0, 9.0]])
+    np.testing.assert_array_equal(x.sum_to_size((2, 1)).numpy(), [[6.0], [15.0]])
+
+
+def test_roll_without_dims_refuses_several_shifts():
+    with pytest.raises(ValueError, match="roll"):
+        ad.arange(6).roll((1, 2))
