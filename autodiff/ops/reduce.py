@@ -147,13 +147,14 @@ class _Extreme(Function):
         self.axes, self.keepdim, self.in_shape = axes, keepdim, a.shape
         out = getattr(a, self.reducer)(axis=axes, keepdims=True)
         mask = (a == out)
-        self.weights = mask / mask.sum(axis=axes, keepdims=True)
+        # Stored once in the input's dtype (not as float64 converted on every backward).
+        self.weights = (mask / mask.sum(axis=axes, keepdims=True)).astype(a.dtype, copy=False)
         return out if keepdim else out.reshape([n for i, n in enumerate(a.shape) if i not in axes])
 
     def backward(self, g):
         if not self.keepdim:
             g = g.reshape(_keep(self.in_shape, self.axes))
-        return g * const(self.weights.astype(g.dtype))
+        return g * const(self.weights.astype(g.dtype, copy=False))
 
 
 class AMax(_Extreme):
