@@ -130,10 +130,6 @@ def convert_inception_weights(pth_path, npz_path=None, verify=True):
     return npz_path
 
 
-def _atomic_write(target, data):
-    atomic_write_bytes(target, data)
-
-
 def download_inception_weights(dest=None, url=FID_WEIGHTS_URL, sha256=FID_WEIGHTS_SHA256,
                                timeout=120, progress=None):
     """Fetch the FID weights, check the sha256, write them atomically; return the path.
@@ -168,6 +164,6 @@ def download_inception_weights(dest=None, url=FID_WEIGHTS_URL, sha256=FID_WEIGHT
     if got != sha256:
         raise ValueError(f"downloaded {url}: sha256 {got} does not match {sha256}; "
                          "nothing was written")
-    _atomic_write(target, data)
+    atomic_write_bytes(target, data)
     say(f"{target}: downloaded from {url} and verified")
     return target
