@@ -199,19 +199,24 @@ _NOT_PLOTTED = ("step", "time", "wall")  # the x axis and clock times, not train
 
 
 def read_log(path):
-    """The records of a ``log.jsonl`` (one JSON object per line); a bad line names the file."""
+    """The records of a ``log.jsonl`` (one JSON object per line).
+
+    A torn last line (the run was killed mid-write; ``refgen.train`` resumes past it) is
+    skipped; a bad line anywhere else raises an error naming the file and line.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"log file not found: {path}")
-    records = []
     with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno} is not a JSON object ({exc.msg})") from None
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    records = []
+    for i, (lineno, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if i == len(lines) - 1 and not line.endswith("\n"):
+                break
+            raise ValueError(f"{path}:{lineno} is not a JSON object ({exc.msg})") from None
     return records
 
 

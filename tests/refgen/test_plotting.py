@@ -138,3 +138,13 @@ def test_failed_write_leaves_target_and_no_temporary(tmp_path):
     assert out.read_bytes() == b"previous"
     assert _no_temporaries(tmp_path)
     assert not (tmp_path / "figure.unknownfmt").exists()
+
+
+def test_loss_curves_skip_a_torn_last_line(tmp_path):
+    """A run killed mid-write leaves a torn last line; its curve still plots."""
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": i, "loss": 1.0 / i}) + "\n" for i in range(1, 6))
+                   + '{"step": 6, "lo')
+    assert [r["step"] for r in plotting.read_log(log)] == [1, 2, 3, 4, 5]
+    plotting.plot_loss_curves(log, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 0
