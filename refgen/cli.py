@@ -53,20 +53,29 @@ def _load_data(name, split, data_dir):
 
 
 def _restore(checkpoint_path, device, use_ema=True):
-    """(checkpoint dict, family module, trainable with the checkpoint's weights)."""
+    """(checkpoint dict, family module, trainable with the checkpoint's weights): what
+    ``refgen.load`` returns, so the command and a notebook use the same model."""
     from refgen import families
-    from refgen.train import load_checkpoint
-    from refgen.train.checkpoint import restore_modules
+    from refgen.families.loading import load_with_checkpoint
     _setup(device)  # first: the checkpoint's arrays then load onto the chosen backend
-    ckpt = load_checkpoint(checkpoint_path)
-    config = dict(ckpt["config"])
-    if config.get("dtype"):
-        import autodiff
-        autodiff.set_default_dtype(config["dtype"])  # rebuild in the dtype it trained in
-    family = families.get_family(ckpt["family"])
-    trainable = family.build(config, None)
-    restore_modules(trainable, ckpt, use_ema=use_ema)
-    return ckpt, family, trainable
+    trainable, ckpt = load_with_checkpoint(checkpoint_path, ema=use_ema)
+    return ckpt, families.get_family(ckpt["family"]), trainable
+
+
+def _parse_settings(pairs):
+    """``--set key=value`` pairs as a dict; values are read as JSON when they parse
+    (numbers, true/false, null, lists), else kept as strings."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set hidden=256")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = value
+    return out
 
 
 def _atomic_save_npy(array, path):
@@ -128,14 +137,28 @@ def cmd_train(args):
     info = dict(train_data.info)
     info.setdefault("name", args.data)
     config = family.default_config(info)
+    config.update(_parse_settings(args.set))
     config["data"] = args.data
     config["dtype"] = args.dtype
+    if getattr(family, "kind", None) is not None:   # a generative model: what it models
+        from refgen.families.base import data_info_for_config
+        config["data_info"] = data_info_for_config(info)
 
     options = dict(getattr(family, "train_defaults", lambda info: {})(info))
     cli = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
            "seed": args.seed, "eval_every": args.eval_every,
            "checkpoint_every": args.checkpoint_every, "log_every": args.log_every}
     options.update({k: v for k, v in cli.items() if v is not None})
+    if args.minutes is not None:
+        options["minutes"] = args.minutes
+        if args.steps is None:   # the time budget decides; a schedule could not know its end
+            options["steps"] = 10 ** 9
+            if options.get("lr_schedule", "constant") != "constant":
+                print(f"refgen: note: --minutes without --steps: constant learning rate "
+                      f"instead of the family's {options['lr_schedule']!r} schedule (give "
+                      "--steps to keep it)", file=sys.stderr)
+                options["lr_schedule"] = "constant"
+                options.pop("warmup_steps", None)
     out_dir = args.out or os.path.join("runs", f"{args.family}-{args.data}")
     options["out_dir"] = out_dir
     # a short run (--steps 30) still logs, evaluates and checkpoints: intervals <= steps,
@@ -161,7 +184,9 @@ def cmd_train(args):
     numbers = {**result.metrics, **result.eval_metrics}
     shown = ", ".join(f"{k} {v:.4g}" for k, v in numbers.items()
                       if k in ("loss", "accuracy") or k.startswith("eval/"))
-    print(f"trained {args.family} on {args.data} to step {result.step}: {shown}")
+    budget = " (stopped by --minutes)" if result.stopped_by_time else ""
+    print(f"trained {args.family} on {args.data} to step {result.step} in "
+          f"{result.elapsed:.1f} s of training{budget}: {shown}")
     print(f"checkpoint: {result.checkpoint_path}")
     print(f"log: {result.log_path}  loss curve: {os.path.join(out_dir, 'loss.png')}")
     return 0
@@ -177,14 +202,27 @@ def cmd_sample(args):
     if args.n < 1:
         raise CLIError(f"--n must be a positive integer, got {args.n}")
     generator = autodiff.Generator(args.seed)
+    options = _sample_options(args)
     with autodiff.no_grad():
-        x = sample(args.n, generator)
+        x = sample(args.n, generator, **options)
     data_name = ckpt["config"].get("data")
     info = {"value_range": ckpt["config"].get("value_range", (0.0, 1.0))}
     path = _write_samples(x, args.out, info, data_name,
                           title=f"{ckpt['family']} samples, step {ckpt['step']}")
     print(f"wrote {args.n} samples of shape {tuple(x.shape[1:])} to {path}")
     return 0
+
+
+def _sample_options(args):
+    """The sampler options given on the command line, as keyword arguments of
+    ``model.sample`` (a family refuses one it does not have, by name)."""
+    import autodiff
+    options = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
+               "temperature": args.temperature}
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.label is not None:
+        options["cond"] = autodiff.full((args.n,), args.label, dtype="int64")
+    return options
 
 
 SAMPLE_METRICS = ("fid", "kid", "is", "pr", "dc")   # refgen.metrics.report.SAMPLE_METRICS
@@ -310,7 +348,7 @@ def _eval_samples(args, wanted):
 
 
 def _eval_checkpoint(args, wanted):
-    from refgen.metrics.report import has_likelihood, model_bits_per_dim
+    from refgen.families.likelihood import has_likelihood, model_bits_per_dim
     ckpt, family, trainable = _restore(args.checkpoint, args.device, use_ema=not args.no_ema)
     name = ckpt["family"]
     evaluate = getattr(trainable, "evaluate", None)
@@ -440,8 +478,15 @@ def _data_dir_option(p):
                         "then ~/.cache/refgen)")
 
 
+def _families_by_kind_text():
+    from refgen import families
+    return "; ".join(f"{kind or 'not generative'}: {', '.join(names)}"
+                     for kind, names in families.families_by_kind().items())
+
+
 def build_parser():
     families_text = ", ".join(sorted(_families()))
+    by_kind = _families_by_kind_text()
     parser = argparse.ArgumentParser(
         prog="refgen", formatter_class=_Formatter,
         description=textwrap.fill(
@@ -458,7 +503,10 @@ def build_parser():
              "Train FAMILY on data set NAME with the one training loop of refgen.train. The "
              "run directory gets config.json, log.jsonl (every logged number), checkpoint.npz "
              "(written atomically; continue with --resume) and loss.png. Options left out "
-             f"take the family's defaults for the data set. Families: {families_text}.",
+             "take the family's defaults for the data set; --set KEY=VALUE changes one entry "
+             "of the model's config (e.g. --set prediction=v). --minutes M stops at M "
+             "minutes of training time (quality comparisons at equal time). Models by "
+             f"kind: {by_kind}.",
              "  refgen train classifier --data digits --steps 2000 --out runs/clf-digits\n"
              "  refgen train classifier --data mnist --data-dir ../shared/data --out runs/clf-mnist\n"
              "  refgen train classifier --data digits --steps 2000 --out runs/clf-digits "
@@ -468,6 +516,11 @@ def build_parser():
     p.add_argument("--data", required=True, help="data set name (see 'refgen data list')")
     _data_dir_option(p)
     p.add_argument("--steps", type=int, help="optimisation steps (default: the family's)")
+    p.add_argument("--minutes", type=float,
+                   help="stop after this much training time, checkpoint and evaluate; resume "
+                        "keeps counting (without --steps: constant learning rate)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one entry of the model's config (JSON value), repeatable")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the family's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the family's)")
     p.add_argument("--out", help="run directory (default: runs/FAMILY-DATA)")
@@ -499,6 +552,13 @@ def build_parser():
     p.add_argument("--out", required=True, help="output file: .png (picture) or .npy (array)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's generator (default: 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw (not averaged) weights")
+    p.add_argument("--sampler", help="the family's sampler (e.g. ancestral, ddim, heun, pc)")
+    p.add_argument("--steps", type=int, help="sampler steps (diffusion, score, Langevin)")
+    p.add_argument("--guidance", type=float,
+                   help="classifier-free guidance weight w: (1 + w) eps(x, c) - w eps(x, null)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (flows, "
+                                                     "autoregressive models)")
+    p.add_argument("--label", type=int, help="class label for a class-conditional model")
     _device_option(p)
 
     p = _sub(sub, "eval", "evaluate a trained model or saved samples",

@@ -155,11 +155,11 @@ def _load_faithful(split, data_dir, opts):
     return ArrayDataset(B.to_backend(x).astype(_dtype(opts)), None, name="faithful", info=info)
 
 
-def _toy_loader(name):
-    def load(split, data_dir, opts):
+def _toy_loader(base):
+    def load(split, data_dir, opts, name=base):
         _options(name, opts, _TOY_OPTIONS)
         check_split(name, split, ("train", "val", "test"))
-        density = toy.get_density(name)
+        density = toy.get_density(name)   # "ring8:std=0.1": the options after the colon
         n, seed = int(opts.get("n", 10_000)), int(opts.get("seed", 0))
         x = density.sample(n, autodiff.Generator(split_seed(seed, split))).data
         info = {
@@ -168,7 +168,7 @@ def _toy_loader(name):
             "preprocessing": "none: samples of refgen.data.toy.get_density(name)",
             "split": f"fresh samples; generator seed split_seed({seed}, {split!r}) "
                      f"(backend {B.name}: NumPy and CuPy streams differ)",
-            "split_name": split, "seed": seed,
+            "split_name": split, "seed": seed, "name": name,
             "source": f"synthetic toy density {name!r} (refgen.data.toy)", "num_examples": n,
         }
         return ArrayDataset(x.astype(_dtype(opts), copy=False), None, name=name, info=info)
@@ -196,20 +196,27 @@ def _unknown(name):
 def load_dataset(name, split="train", data_dir=None, **preprocess):
     """Load one split of a data set as an :class:`ArrayDataset` (see the module docstring).
 
-    :param name: one of :func:`list_datasets`. :param split: "train", "val", "test" (plus
+    :param name: one of :func:`list_datasets`; a toy density may carry options after a
+        colon, ``"ring8:std=0.1"`` (see ``refgen.data.toy.parse_name``). :param split: "train", "val", "test" (plus
         "train+val" for images, "all" for digits and faithful).
     :param data_dir: folder searched first for IDX files (MNIST, Fashion-MNIST).
     :param preprocess: images: scale, binarize, binarize_seed, dtype; toy: n, seed, dtype;
         faithful: standardize, dtype.
     """
-    if name not in DATASETS:
-        raise _unknown(name)
+    base, options = toy.parse_name(name)
+    if base not in DATASETS:
+        raise _unknown(base)
+    if options:
+        if base not in toy.DENSITIES:
+            raise ValueError(f"data set {base!r} takes no options after a colon (only the toy "
+                             f"densities do, e.g. ring8:std=0.1); got {name!r}")
+        return DATASETS[base](split, data_dir, preprocess, name=name)
     return DATASETS[name](split, data_dir, preprocess)
 
 
 def describe(name, data_dir=None):
     """A few lines about data set ``name``: what it is, shapes, splits, source, files."""
-    if name not in DATASETS:
+    if toy.parse_name(name)[0] not in DATASETS:
         raise _unknown(name)
     if name == "digits":
         lines = ["digits: 1797 handwritten digits, 8x8 grey images with 17 levels (0..16), "

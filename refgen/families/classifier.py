@@ -17,6 +17,8 @@ from ..classifier import DigitClassifier
 
 __all__ = ["ClassifierModel", "default_config", "build", "train_defaults"]
 
+kind = None  # not a generative model: refgen train --help lists it apart
+
 _ARCH_KEYS = ("in_channels", "image_size", "num_classes", "channels", "downsamples", "hidden",
               "pool")
 

@@ -23,7 +23,7 @@ PLAYER_OPTIONS = ("optimizer", "lr", "betas", "eps", "momentum", "weight_decay",
                   "lr_schedule", "warmup_steps")
 # Options that may change between a run and its resumption without changing the trajectory
 # (``steps`` only with a constant schedule: the cosine schedules are functions of it).
-RESUMABLE_CHANGES = ("out_dir", "log_every", "eval_every", "checkpoint_every")
+RESUMABLE_CHANGES = ("out_dir", "log_every", "eval_every", "checkpoint_every", "minutes")
 
 
 @dataclass
@@ -31,6 +31,12 @@ class TrainConfig:
     """Options of ``refgen.train.fit``.
 
     :param steps: number of optimisation steps (calls of ``training_step``).
+    :param minutes: a budget of training time: stop (checkpoint and evaluate) at the first
+        step after which the run's training time reaches ``minutes`` (None: no budget). The
+        time counted is that of the training steps only (not evaluation, logging or
+        checkpoints), and it is kept in the checkpoint, so a resumed run keeps counting.
+        Quality comparisons at equal time use it. ``steps`` still bounds the run, and the
+        cosine schedules still run over ``steps``.
     :param batch_size: examples per batch (used when ``fit`` builds the loader itself).
     :param lr: learning rate. :param optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
     :param betas: Adam's (beta1, beta2). :param eps: Adam's epsilon.
@@ -53,6 +59,7 @@ class TrainConfig:
     """
 
     steps: int = 1000
+    minutes: float = None
     batch_size: int = 64
     lr: float = 1e-3
     optimizer: str = "adam"
@@ -79,6 +86,10 @@ class TrainConfig:
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("warmup_steps", self.warmup_steps, minimum=0)
         _check_int("seed", self.seed, minimum=0)
+        if self.minutes is not None:
+            _check_float("minutes", self.minutes)
+            if not self.minutes > 0:
+                raise ValueError(f"TrainConfig: minutes must be > 0 or None, got {self.minutes!r}")
         if self.eval_every is not None:
             _check_int("eval_every", self.eval_every, minimum=1)
         if self.ema_decay is not None:

@@ -69,6 +69,8 @@ class TrainResult:
     log_path: str
     config_path: str
     history: list = field(default_factory=list, repr=False)  # this session's log records
+    elapsed: float = 0.0            # training time in seconds, all sessions of the run
+    stopped_by_time: bool = False   # ended by TrainConfig.minutes before TrainConfig.steps
 
 
 # --------------------------------------------------------------------------- building
@@ -376,12 +378,16 @@ class _Run:
         for m in self.modules.values():
             m.train()
         c = self.config
+        budget = None if c.minutes is None else 60.0 * c.minutes
+        self.stopped_by_time = False
         try:
-            while self.step < c.steps:
+            while self.step < c.steps and (budget is None or self.elapsed < budget):
                 t0 = time.perf_counter()
                 numbers = self.train_step()
                 self.elapsed += time.perf_counter() - t0
-                last = self.step == c.steps
+                out_of_time = budget is not None and self.elapsed >= budget
+                self.stopped_by_time = out_of_time and self.step < c.steps
+                last = self.step == c.steps or out_of_time
                 record = {}
                 if self.step % c.log_every == 0 or last:
                     record = {k: self.sums[k] / self.counts[k] for k in self.sums}
@@ -401,7 +407,8 @@ class _Run:
         return TrainResult(step=self.step, metrics=self.metrics, eval_metrics=self.eval_metrics,
                            out_dir=self.out_dir, checkpoint_path=self.ckpt_path,
                            log_path=self.log_path, config_path=self.config_path,
-                           history=self.history)
+                           history=self.history, elapsed=self.elapsed,
+                           stopped_by_time=self.stopped_by_time)
 
 
 def _remove_stale_temporaries(out_dir):

@@ -16,9 +16,19 @@ from refgen.data import toy
 from refgen.data.toy import curves, grid_points
 
 EXACT = [n for n in toy.list_densities() if toy.get_density(n).exact]
+# the standard settings (ring8 std 0.02, grid25 std 0.05 at spacing 2) and the wider ones
+# density models use: the grids below adapt to each sigma
+EXACT_WITH_OPTIONS = EXACT + ["ring8:std=0.1", "grid25:std=0.1,spacing=1"]
 # coarse resolution that still puts >= 2 grid points per sigma
-GRID = {"ring8": 160, "grid25": 120, "moons": 100, "checkerboard": 64, "swissroll": 112,
-        "rings": 160, "spirals": 168}
+GRID = {"moons": 100, "checkerboard": 64, "swissroll": 112, "rings": 160, "spirals": 168}
+
+
+def _grid(d):
+    """Points per side: >= 2 per sigma over the bounds (the mixtures' sigma is an option)."""
+    if d.name in GRID:
+        return GRID[d.name]
+    width = max(hi - lo for lo, hi in d.bounds)
+    return 2 * math.ceil(width / d.sigma)
 
 
 def _mass(density, num):
@@ -33,10 +43,10 @@ def test_every_density_is_registered_and_exact_ones_listed():
     assert "pinwheel" not in EXACT and len(EXACT) == 7
 
 
-@pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("name", EXACT_WITH_OPTIONS)
 def test_exact_density_integrates_to_one(name):
     d = toy.get_density(name)
-    num = GRID[name]
+    num = _grid(d)
     mass, lp = _mass(d, num)
     coarse, _ = _mass(d, num // 2)
     # midpoint rule O(h^2): the error at num is about |m(num) - m(num/2)| / 3; allow that
@@ -59,11 +69,12 @@ def _cell_expectations(d, cells, sub):
     return p.T  # [ix, iy]
 
 
-@pytest.mark.parametrize("name", EXACT)
+@pytest.mark.parametrize("name", EXACT_WITH_OPTIONS)
 def test_samples_follow_the_density_chi_square(name):
     d = toy.get_density(name)
     cells, n = 16, 20_000
-    probs = _cell_expectations(d, cells, sub=8 if name != "checkerboard" else 1)
+    sub = 1 if name == "checkerboard" else max(8, math.ceil(_grid(d) / cells))
+    probs = _cell_expectations(d, cells, sub=sub)
     x = B.to_numpy(d.sample(n, autodiff.Generator(123)).data)
     (x0, x1), (y0, y1) = d.bounds
     counts, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=cells, range=[[x0, x1], [y0, y1]])
@@ -101,7 +112,7 @@ def test_curves_lie_ten_sigma_inside_the_bounds(factory):
 
 
 def test_mixture_matches_direct_formula():
-    d = toy.get_density("ring8")
+    d = toy.get_density("ring8:std=0.2")   # wide enough that the direct formula is finite
     x = np.array([[0.3, -1.2], [2.0, 0.0], [10.0, 10.0]])
     mu = np.array(d.means)
     near = x[:2]
@@ -155,3 +166,39 @@ def test_bad_inputs_are_named():
         toy.get_density("moon")
     with pytest.raises(ValueError, match=r"moons.log_prob expects points of shape \(n, 2\), got \(3, 3\)"):
         toy.get_density("moons").log_prob(autodiff.zeros(3, 3))
+
+
+def test_standard_settings_are_the_literatures():
+    # Srivastava et al. 2017 (VEEGAN), Table 1: ring of radius 2, std 0.02; grid at
+    # {-4, -2, 0, 2, 4}^2, std 0.05
+    ring, grid = toy.get_density("ring8"), toy.get_density("grid25")
+    assert ring.sigma == 0.02 and len(ring.means) == 8
+    np.testing.assert_allclose(np.hypot(*np.array(ring.means).T), 2.0, rtol=1e-15)
+    assert grid.sigma == 0.05
+    assert sorted({m[0] for m in grid.means}) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    wide = toy.get_density("ring8:std=0.1")
+    assert wide.sigma == 0.1 and wide.name == "ring8:std=0.1"
+    assert toy.get_density("ring8:std=0.1") is wide          # one instance per spelling
+
+
+def test_entropy_of_the_standard_density_settings():
+    # 8 well-separated Gaussians: H = log 8 + log(2 pi e sigma^2) up to the overlap
+    # (< 1e-30 at 14 sigma apart); the Monte Carlo value must agree within 4 standard errors
+    h, se = toy.get_density("ring8:std=0.1").entropy()
+    exact = math.log(8) + math.log(2 * math.pi * math.e * 0.1 ** 2)
+    assert abs(h - exact) < 4 * se and se < 5e-3
+    assert toy.get_density("checkerboard").entropy() == (math.log(32), 0.0)
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="option std must be a positive number"):
+        toy.get_density("ring8:std=-1")
+    with pytest.raises(ValueError, match="key=value"):
+        toy.get_density("ring8:std")
+    with pytest.raises(ValueError, match="takes the option"):
+        toy.get_density("moons:std=1")
+    from refgen.data import load_dataset
+    with pytest.raises(ValueError, match="takes no options"):
+        load_dataset("digits:std=1")
+    x = load_dataset("ring8:std=0.1", split="val", n=100)
+    assert x.name == "ring8:std=0.1" and x.x.shape == (100, 2)

@@ -11,7 +11,8 @@ from refgen.classifier import DigitClassifier, save_weights
 from refgen.data import load_dataset
 from refgen.metrics import SAMPLE_METRICS, evaluate_samples, format_report
 from refgen.metrics.extractors import MNIST_CLASSIFIER_FILE
-from refgen.metrics.report import choose_extractor, model_bits_per_dim, parse_metric_names
+from refgen.families.likelihood import model_bits_per_dim
+from refgen.metrics.report import choose_extractor, parse_metric_names
 
 KEYS = {"fid": ["fid"], "kid": ["kid_mean", "kid_std"], "is": ["is_mean", "is_std"],
         "pr": ["precision", "recall"], "dc": ["density", "coverage"]}
