@@ -13,6 +13,7 @@ from .likelihood import (bits_per_dim, bits_per_dim_discrete, bits_per_dim_from_
 from .inception import FIDInceptionV3, load_fid_inception, download_inception_weights
 from .extractors import EXTRACTORS, Extractor, get_extractor
 from .report import SAMPLE_METRICS, evaluate_samples, format_report
+from .modes import ModeCoverage, mode_coverage
 
 __all__ = [
     "METHODS", "RunningStatistics", "feature_statistics", "fid_from_features", "frechet_distance",
@@ -21,5 +22,6 @@ __all__ = [
     "pairwise_sq_distances", "precision_recall", "bits_per_dim", "bits_per_dim_discrete",
     "bits_per_dim_from_elbo", "bits_per_dim_from_ode", "data_scale", "FIDInceptionV3",
     "load_fid_inception", "download_inception_weights", "EXTRACTORS", "Extractor",
-    "get_extractor", "SAMPLE_METRICS", "evaluate_samples", "format_report",
+    "get_extractor", "SAMPLE_METRICS", "evaluate_samples", "format_report", "ModeCoverage",
+    "mode_coverage",
 ]
