@@ -362,3 +362,27 @@ def test_a_module_with_buffers_round_trips(tmp_path):
     b = run(tmp_path / "b", 6, resume=True)
     for k, v in params_of(a).items():
         assert np.array_equal(v, params_of(b)[k]), k
+
+
+def test_minutes_budget_stops_checkpoints_and_resume_keeps_counting(tmp_path):
+    # a budget far below one step's time: the loop stops after its first step, as the
+    # last step (evaluated and checkpointed), and says it stopped by time
+    model, res = run_mlp(tmp_path / "run", eval_every=None, minutes=1e-12)
+    assert res.step == 1 and res.stopped_by_time and res.elapsed > 0
+    ckpt = load_checkpoint(res.checkpoint_path)
+    assert ckpt["step"] == 1 and ckpt["elapsed"] == pytest.approx(res.elapsed)
+    assert model.eval_calls == [1]
+    # resumed with the same budget: the time already spent counts, nothing more runs
+    _, again = run_mlp(tmp_path / "run", resume=True, minutes=1e-12)
+    assert again.step == 1
+    # a larger budget may be given on resume (minutes is a bookkeeping option): it finishes
+    _, done = run_mlp(tmp_path / "run", resume=True, minutes=1e6)
+    assert done.step == default_config(tmp_path).steps and not done.stopped_by_time
+    assert done.elapsed >= res.elapsed
+
+
+def test_minutes_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="minutes must be > 0"):
+        default_config(tmp_path, minutes=0)
+    with pytest.raises(ValueError, match="minutes must be a finite number"):
+        default_config(tmp_path, minutes="5")
