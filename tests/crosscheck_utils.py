@@ -20,8 +20,11 @@ def torch_or_skip():
 
 
 def to_torch(t, requires_grad=False):
-    """A float64 (or integer) torch tensor with the same values as refgen Tensor/array ``t``."""
-    import torch
+    """A float64 (or integer) torch tensor with the same values as refgen Tensor/array ``t``.
+
+    Skips the calling test when torch is missing (a test may convert before it asks for torch).
+    """
+    torch = pytest.importorskip("torch", reason=SKIP_REASON)
     arr = t.numpy() if isinstance(t, autodiff.Tensor) else np.asarray(t)
     out = torch.from_numpy(np.array(arr, copy=True))
     return out.requires_grad_(requires_grad)

@@ -74,10 +74,20 @@ def test_gpu_without_cupy_is_one_line(capsys, tmp_path):
     assert "CuPy" in _error_line(capsys)
 
 
+def _env_with_checkout_on_path(**extra):
+    """The environment for a ``python -m refgen`` subprocess: the checkout this test
+    imported refgen from goes first on PYTHONPATH, so the test passes from a plain
+    checkout (no ``pip install``) and runs this tree's code, not an installed copy."""
+    import refgen
+    root = os.path.dirname(os.path.dirname(os.path.abspath(refgen.__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def test_python_dash_m_exits_nonzero_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "refgen", "train", "nope", "--data", "digits"],
                           capture_output=True, text=True, cwd=tmp_path,
-                          env={**os.environ, "REFGEN_DEBUG": ""})
+                          env=_env_with_checkout_on_path(REFGEN_DEBUG=""))
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "known: classifier" in proc.stderr
