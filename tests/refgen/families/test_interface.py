@@ -58,7 +58,10 @@ def _small(name, split, n=256):
 
 @pytest.mark.parametrize("name,data_name", CASES)
 def test_family_conforms(name, data_name, tmp_path):
-    module = families.get_family(name)
+    _conforms(families.get_family(name), name, data_name, tmp_path)
+
+
+def _conforms(module, name, data_name, tmp_path):
     train, val = _small(data_name, "train"), _small(data_name, "val", n=8)
     info = dict(train.info)
     config = dict(module.smoke_config(info))
@@ -108,3 +111,125 @@ def test_family_conforms(name, data_name, tmp_path):
     assert isinstance(loaded.bpd_convention, str) and loaded.bpd_convention
     numbers = loaded.evaluate(val)
     assert "bpd" in numbers and math.isfinite(numbers["bpd"])
+
+
+# --------------------------------------------------------------------------- the test's test
+class _DiagonalGaussian(GenerativeModel):
+    """p_theta(x) = N(x; mu, diag(exp(2 log_sigma))): the smallest exact-likelihood model."""
+
+    kind, likelihood_kind = "flow", "exact"
+    sample_options = ("temperature",)
+
+    def __init__(self, config):
+        super().__init__(config)
+        from autodiff import nn
+        d = math.prod(self.example_shape)
+        self.net = nn.Module()
+        self.net.mu = nn.Parameter(autodiff.zeros(d))
+        self.net.log_sigma = nn.Parameter(autodiff.zeros(d))
+
+    def _mu_log_sigma(self):
+        return self.net.mu, self.net.log_sigma
+
+    def modules(self):
+        return {"model": self.net}
+
+    def parameter_groups(self):
+        return {"model": list(self.net.parameters())}
+
+    def training_step(self, batch, step, ctx):
+        x, _ = batch
+        loss = -self.log_prob(x).mean()
+        ctx.optimize("model", loss)
+        return {"loss": loss.item()}
+
+    def log_prob(self, x, cond=None):
+        mu, log_sigma = self._mu_log_sigma()
+        z = (x.reshape(x.shape[0], -1) - mu) / log_sigma.exp()
+        return (-0.5 * z * z - log_sigma - 0.5 * math.log(2 * math.pi)).sum(dim=1)
+
+    def sample(self, n, generator=None, cond=None, **options):
+        from refgen.families.base import check_sample_options
+        check_sample_options("gaussian", options, self.sample_options)
+        mu, log_sigma = self._mu_log_sigma()
+        eps = autodiff.randn(n, mu.shape[0], generator=generator)
+        t = 1.0 if options.get("temperature") is None else options["temperature"]
+        return (mu + t * log_sigma.exp() * eps).detach().reshape(n, *self.example_shape)
+
+    @property
+    def nfe_per_sample(self):
+        return 1
+
+
+class _GaussianModule:
+    kind = "flow"
+    SMOKE_DATA = ["ring8:std=0.1"]
+    model_class = _DiagonalGaussian
+
+    @staticmethod
+    def default_config(info):
+        return {}
+
+    smoke_config = default_config
+
+    @classmethod
+    def build(cls, config, info=None):
+        return cls.model_class(config)
+
+
+def test_the_conformance_check_passes_a_correct_family(tmp_path, monkeypatch):
+    monkeypatch.setitem(families.FAMILIES, "gaussian", _GaussianModule)
+    _conforms(_GaussianModule, "gaussian", "ring8:std=0.1", tmp_path)
+    _conforms(_GaussianModule, "gaussian", "digits", tmp_path / "digits")
+
+
+@pytest.mark.parametrize("flaw", ["sample_shape", "unseeded", "log_prob_shape", "nfe"])
+def test_the_conformance_check_catches_a_broken_family(flaw, tmp_path, monkeypatch):
+    class Broken(_DiagonalGaussian):
+        def sample(self, n, generator=None, cond=None, **options):
+            x = super().sample(n, None if flaw == "unseeded" else generator, cond, **options)
+            return x.reshape(n, -1)[:, :1] if flaw == "sample_shape" else x
+
+        def log_prob(self, x, cond=None):
+            lp = super().log_prob(x, cond)
+            return lp.sum() if flaw == "log_prob_shape" and not autodiff.is_grad_enabled() \
+                else lp
+
+        @property
+        def nfe_per_sample(self):
+            return 0 if flaw == "nfe" else 1
+
+    class BrokenModule(_GaussianModule):
+        model_class = Broken
+
+    monkeypatch.setitem(families.FAMILIES, "broken", BrokenModule)
+    with pytest.raises(AssertionError):
+        _conforms(BrokenModule, "broken", "ring8:std=0.1", tmp_path)
+
+
+def test_the_command_drives_a_family_end_to_end(tmp_path, monkeypatch, capsys):
+    from refgen.cli import main
+    monkeypatch.setitem(families.FAMILIES, "gaussian", _GaussianModule)
+    run = tmp_path / "run"
+    assert main(["train", "gaussian", "--data", "ring8:std=0.1", "--minutes", "1e-9",
+                 "--set", 'note="a string"', "--set", "width=3", "--out", str(run),
+                 "--quiet", "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert "to step 1 " in out and "stopped by --minutes" in out
+    model = refgen.load(run / "checkpoint.npz")
+    assert model.config["note"] == "a string" and model.config["width"] == 3
+    assert model.data_info["name"] == "ring8:std=0.1" and model.example_shape == (2,)
+    # --temperature reaches sample(): at temperature 0 every sample is the mean
+    assert main(["sample", "--checkpoint", str(run / "checkpoint.npz"), "--n", "6",
+                 "--temperature", "0", "--out", str(tmp_path / "s.npy")]) == 0
+    x = np.load(tmp_path / "s.npy")
+    assert x.shape == (6, 2) and np.all(x == x[0])
+    # an option the family does not have is refused by name, in one line
+    assert main(["sample", "--checkpoint", str(run / "checkpoint.npz"), "--n", "2",
+                 "--guidance", "3", "--out", str(tmp_path / "t.npy")]) == 1
+    assert "unknown option(s) guidance" in capsys.readouterr().err
+    assert main(["eval", "--checkpoint", str(run / "checkpoint.npz"), "--metrics", "bpd"]) == 0
+    assert "density of continuous data" in capsys.readouterr().out
+    assert main(["train", "gaussian", "--data", "ring8", "--set", "oops",
+                 "--out", str(tmp_path / "x")]) == 1
+    assert "--set 'oops': expected KEY=VALUE" in capsys.readouterr().err
