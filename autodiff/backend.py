@@ -192,4 +192,8 @@ def manual_seed(seed):
 
 _requested = os.environ.get("REFGEN_BACKEND", "numpy").strip().lower() or "numpy"
 if _requested != "numpy":
-    set_backend(_requested)
+    try:
+        set_backend(_requested)
+    except (ValueError, RuntimeError) as _exc:
+        # Name the variable: the user set it, perhaps long ago, and sees no set_backend call.
+        raise type(_exc)(f"environment variable REFGEN_BACKEND={_requested!r}: {_exc}") from None

@@ -660,9 +660,37 @@ def _one_line(exc):
     return " ".join(text.split())
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def use_one_blas_thread():
+    """Make BLAS use one thread in this process unless the user chose a number; True if set.
+
+    Why: refgen's matrices are small, and two fork-join BLAS threads on a shared two-core
+    machine lose badly when one is descheduled (the quick start measured 3.3x slower, see
+    benchmarks/RESULTS.md). BLAS reads these variables once, when NumPy loads it, so this
+    only acts before NumPy is imported (the command's entry, the test suite's conftest);
+    any of the variables already set is the user's choice and is left alone.
+    """
+    if "numpy" in sys.modules or any(v in os.environ for v in BLAS_THREAD_VARIABLES):
+        return False
+    for variable in BLAS_THREAD_VARIABLES:
+        os.environ[variable] = "1"
+    return True
+
+
 def main(argv=None):
     """Run the command; returns the exit status (0 ok, 1 user error, 2 usage, 130 Ctrl-C)."""
-    parser = build_parser()
+    use_one_blas_thread()
+    try:
+        # Building the parser lists the families, which imports the engine, which chooses
+        # the backend from REFGEN_BACKEND: a bad value is a user error, not a traceback.
+        parser = build_parser()
+    except _user_errors() as exc:
+        if os.environ.get("REFGEN_DEBUG"):
+            raise
+        print(f"refgen: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0

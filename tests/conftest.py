@@ -4,13 +4,19 @@
 * A hypothesis profile without deadlines (shared CI machines are noisy) and with
   derandomised, fixed-seed generation so a failure reproduces.
 * ``REFGEN_BACKEND=cupy`` runs the whole suite on the GPU backend.
+* One BLAS thread unless the environment says otherwise, chosen here before NumPy loads
+  (``refgen.cli.use_one_blas_thread``; the measured reason is in benchmarks/RESULTS.md).
 """
 import os
 
-import pytest
-from hypothesis import settings
+from refgen.cli import use_one_blas_thread  # imports no NumPy: must run before it loads
 
-import autodiff
+use_one_blas_thread()
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+import autodiff  # noqa: E402
 
 settings.register_profile("ci", deadline=None, derandomize=True, max_examples=40,
                           print_blob=True)
