@@ -23,6 +23,7 @@ reload a run. Adding a family is one line in ``FAMILIES``; the loop and the comm
 unchanged.
 """
 from . import classifier
+from . import vae
 from .base import KINDS
 
 __all__ = ["FAMILIES", "get_family", "list_families", "families_by_kind", "KINDS"]
@@ -30,6 +31,7 @@ __all__ = ["FAMILIES", "get_family", "list_families", "families_by_kind", "KINDS
 FAMILIES = {
     "classifier": classifier,
     # autoregressive and VAE (issue 11)
+    "vae": vae,
     # flows (issue 12)
     # diffusion and score (issue 13)
     # GAN and energy (issue 14)
