@@ -24,6 +24,7 @@ unchanged.
 """
 from . import classifier
 from . import vae
+from .autoregressive import made
 from .base import KINDS
 
 __all__ = ["FAMILIES", "get_family", "list_families", "families_by_kind", "KINDS"]
@@ -31,6 +32,7 @@ __all__ = ["FAMILIES", "get_family", "list_families", "families_by_kind", "KINDS
 FAMILIES = {
     "classifier": classifier,
     # autoregressive and VAE (issue 11)
+    "made": made,
     "vae": vae,
     # flows (issue 12)
     # diffusion and score (issue 13)
