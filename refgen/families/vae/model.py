@@ -1,4 +1,4 @@
-"""Family ``vae``: the variational autoencoder, its importance-weighted bound, and the
+"""The VAE family's mathematics: the variational autoencoder, its importance-weighted bound, and the
 conditional VAE.
 
 The model (Kingma & Welling 2014, "Auto-encoding variational Bayes"; Rezende et al. 2014)::
@@ -58,23 +58,21 @@ Shapes: x (N, *example_shape), flattened to (N, D) inside; z (N, d), or (k, N, d
 importance samples; labels c (N,) int64.
 """
 import math
-import os
 
 import autodiff
 from autodiff import backend as B
 from autodiff import nn
 
-from ..backbones.mlp import MLP
-from ..distributions import (Bernoulli, DiagonalNormal, DiscretizedLogistic, Independent,
+from ...backbones.mlp import MLP
+from ...distributions import (Bernoulli, DiagonalNormal, DiscretizedLogistic, Independent,
                              Normal, kl_divergence)
-from .base import GenerativeModel, check_sample_options
+from ..base import GenerativeModel, check_sample_options
 
 __all__ = ["kind", "VAE", "GaussianEncoder", "BernoulliDecoder", "GaussianDecoder",
            "DiscretizedLogisticDecoder", "log_mean_exp", "importance_log_weights",
            "iwae_from_log_weights", "estimate_from_log_weights", "standard_normal_prior",
            "default_config", "build", "train_defaults", "smoke_config", "SMOKE_DATA",
-           "DECODERS", "OBJECTIVES", "plot_latent_space", "save_reconstructions",
-           "save_interpolations"]
+           "DECODERS", "OBJECTIVES"]
 
 kind = "vae"
 
@@ -372,7 +370,7 @@ class VAE(GenerativeModel):
     def _training_data(self, x, generator):
         """What the likelihood is trained on: a fresh binarization of grey data for the
         Bernoulli decoder; uniformly dequantized images for the Gaussian decoder."""
-        from ..data import preprocessing
+        from ...data import preprocessing
         if self.decoder_kind == "bernoulli" and not self.data_info.get("binary"):
             return preprocessing.binarize_dynamic(x, generator=generator)
         if self.decoder_kind == "gaussian" and self.levels:
@@ -479,16 +477,27 @@ class VAE(GenerativeModel):
         return estimate_from_log_weights(B.xp.concatenate(parts, axis=0))
 
     def log_prob(self, x, cond=None, generator=None):
-        """The ELBO per example (N,) nats: a lower bound on log p_theta(x) (likelihood_kind
-        'bound'); for the Bernoulli decoder x must be binary."""
-        return self.elbo(x, cond=cond, generator=generator)
+        """The ELBO per example (N,) nats: a lower bound on log p_theta(x | c) (likelihood_kind
+        'bound'); for the Bernoulli decoder x must be binary.
+
+        A conditional VAE asked without ``cond`` bounds the marginal under uniform labels,
+        log p(x) = log (1/K) sum_c p(x | c) >= log (1/K) sum_c exp(ELBO(x | c)) (each term
+        is bounded; log-mean-exp over the K labels), so ``bits_per_dim`` works on unlabelled
+        data too, at K times the cost.
+        """
+        if not self.conditional or cond is not None:
+            return self.elbo(x, cond=cond, generator=generator)
+        n = x.shape[0]
+        per_label = [self.elbo(x, cond=autodiff.full((n,), label, dtype="int64"),
+                               generator=generator) for label in range(self.num_classes)]
+        return log_mean_exp(autodiff.stack(per_label, dim=0), dim=0)
 
     def bits_per_dim(self, x, cond=None, generator=None):
         """As ``GenerativeModel.bits_per_dim``; grey-level data under the Bernoulli decoder
         are first binarized by one Bernoulli(x) draw from ``generator`` (``Generator(
         binarize_seed)`` when None), as the binarized-MNIST benchmark does."""
         if self.decoder_kind == "bernoulli" and not self.data_info.get("binary"):
-            from ..data import preprocessing
+            from ...data import preprocessing
             if generator is None:
                 generator = autodiff.Generator(int(self.config.get("binarize_seed", 0)))
             data = x.data if isinstance(x, autodiff.Tensor) else B.to_backend(x)
@@ -609,7 +618,7 @@ class VAE(GenerativeModel):
         return out
 
     def _evaluation_data(self, dataset):
-        from ..data import ArrayDataset, preprocessing
+        from ...data import ArrayDataset, preprocessing
         if self.decoder_kind == "bernoulli" and not self.data_info.get("binary"):
             x = preprocessing.binarize_fixed(dataset.x, int(self.config.get("binarize_seed", 0)))
             info = dict(getattr(dataset, "info", {}) or {})
@@ -657,7 +666,7 @@ def _positive_int(value, name):
 
 
 # ============================================================================ registry
-def _is_image(info):
+def is_image(info):
     return dict(info or {}).get("kind") == "image"
 
 
@@ -669,7 +678,7 @@ def default_config(data_info):
     info = dict(data_info or {})
     base = {"beta": 1.0, "objective": "elbo", "k": 1, "conditional": False,
             "num_classes": int(info.get("num_classes") or 0), "binarize_seed": 0, "eval_k": 0}
-    if _is_image(info):
+    if is_image(info):
         shape = tuple(info.get("shape", ()))
         large = len(shape) == 3 and shape[1] * shape[2] >= 28 * 28
         base.update(latent_dim=50 if large else 16, hidden=[200, 200], activation="tanh",
@@ -683,7 +692,7 @@ def default_config(data_info):
 def train_defaults(data_info):
     """Adam at 1e-3 (Burda et al. 2016 used Adam, batch 20, lr 1e-3 decayed over 3^8 passes;
     batch 100 here for speed on a CPU)."""
-    if _is_image(data_info):
+    if is_image(data_info):
         return {"steps": 20000, "batch_size": 100, "lr": 1e-3, "log_every": 100,
                 "eval_every": 2000, "checkpoint_every": 1000}
     return {"steps": 5000, "batch_size": 256, "lr": 1e-3, "log_every": 100,
@@ -695,7 +704,7 @@ def smoke_config(data_info):
     use the discretized logistic decoder (its log_prob takes the stored grey levels)."""
     config = default_config(data_info)
     config.update(latent_dim=2, hidden=[16])
-    if _is_image(data_info):
+    if is_image(data_info):
         config.update(decoder="logistic")
     return config
 
@@ -707,135 +716,6 @@ def build(config, data_info=None):
     """A ``VAE`` from its config (``data_info`` fills ``config["data_info"]`` if absent)."""
     config = dict(config)
     if data_info is not None and "data_info" not in config:
-        from .base import data_info_for_config
+        from ..base import data_info_for_config
         config["data_info"] = data_info_for_config(data_info)
     return VAE(config)
-
-
-# ============================================================================ figures
-def plot_latent_space(model, dataset, path, n=2000, grid=15, batch_size=500):
-    """The 2-D latent space: encoder means of ``n`` examples coloured by label, and, for
-    image data, the decoded means on a grid of z spanning the prior's central 90 % per axis
-    (Phi^-1(0.05..0.95), as Kingma & Welling 2014, Fig. 4). Needs ``latent_dim == 2``.
-    Written with matplotlib's Agg backend through ``refgen.plotting``."""
-    from .. import plotting
-    # host-side: figure drawing with matplotlib and scipy's inverse normal CDF
-    import numpy as np
-    from scipy.stats import norm
-    if model.latent_dim != 2:
-        raise ValueError(f"plot_latent_space: the model's latent has {model.latent_dim} dims; "
-                         "the figure needs 2 (train with --set latent_dim=2)")
-    n = min(int(n), len(dataset))
-    data = model._evaluation_data(dataset)
-    means = []
-    with autodiff.no_grad():
-        for start in range(0, n, batch_size):
-            x, c = model._dataset_batch(data, start, min(n, start + batch_size))
-            means.append(plotting.to_host(model.encode(x, c).mean))
-    z = np.concatenate(means)
-    labels = None if getattr(dataset, "y", None) is None else plotting.to_host(dataset.y[:n])
-    image = _is_image(model.data_info) and not model.conditional
-    fig, axes = plotting.plt.subplots(1, 2 if image else 1, figsize=(11 if image else 5.5, 5))
-    ax = axes[0] if image else axes
-    sc = ax.scatter(z[:, 0], z[:, 1], s=4, c=labels, cmap="tab10" if labels is not None
-                    else None)
-    if labels is not None:
-        fig.colorbar(sc, ax=ax, label="label")
-    ax.set_xlabel("z_1 (encoder mean)")
-    ax.set_ylabel("z_2")
-    ax.set_title(f"q(z|x) means of {n} examples")
-    if image:
-        ticks = norm.ppf(np.linspace(0.05, 0.95, grid))
-        zz = np.array([[a, b] for b in ticks[::-1] for a in ticks])
-        with autodiff.no_grad():
-            imgs = model.decode(autodiff.Tensor(B.to_backend(zz).astype(model._dtype())))
-        lo, hi = model.value_range
-        axes[1].imshow(plotting.image_grid(imgs, nrow=grid, value_range=(lo, hi)),
-                       cmap="gray_r", vmin=0, vmax=1)
-        axes[1].set_axis_off()
-        axes[1].set_title("decoded means on a grid of z (prior quantiles 0.05..0.95)")
-    return plotting.save_figure(fig, path)
-
-
-def save_reconstructions(model, dataset, path, n=16):
-    """Two rows: ``n`` evaluation examples (binarized for the Bernoulli decoder) and their
-    reconstructions decode(mu_phi(x))."""
-    from .. import plotting
-    data = model._evaluation_data(dataset)
-    with autodiff.no_grad():
-        x, c = model._dataset_batch(data, 0, n)
-        rec = model.reconstruct(x, c)
-    both = autodiff.cat([x.to(rec.dtype), rec], dim=0)
-    return plotting.save_image_grid(both, path, nrow=n, value_range=model.value_range,
-                                    title="top: data, bottom: reconstructions decode(mu(x))")
-
-
-def save_interpolations(model, dataset, path, pairs=6, steps=10):
-    """``pairs`` rows, each the decoded means along z_t = (1 - t) mu(x_a) + t mu(x_b)."""
-    from .. import plotting
-    data = model._evaluation_data(dataset)
-    with autodiff.no_grad():
-        x_a, c_a = model._dataset_batch(data, 0, pairs)
-        x_b, _ = model._dataset_batch(data, pairs, 2 * pairs)
-        rows = model.interpolate(x_a, x_b, steps=steps, cond=c_a)    # (pairs, steps, ...)
-    flat = rows.reshape((pairs * steps,) + model.example_shape)
-    return plotting.save_image_grid(flat, path, nrow=steps, value_range=model.value_range,
-                                    title="interpolations between encoder means, left to right")
-
-
-# ============================================================================ command line
-def main(argv=None):
-    """``python -m refgen.families.vae estimate|figures --checkpoint CKPT ...``:
-
-    * ``estimate``: the k-sample importance-sampled log-likelihood estimate (default
-      k = 5000) on the test split (or ``--n`` first examples), with its standard error;
-    * ``figures``: reconstructions, interpolations and (for a 2-D latent) the latent space,
-      written as ``PREFIX_reconstructions.png`` etc.
-    """
-    import argparse
-    import json
-    import time
-
-    from .. import data as rdata
-    from .loading import load_with_checkpoint
-    p = argparse.ArgumentParser(prog="python -m refgen.families.vae", description=main.__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("estimate", "figures"))
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", default=None, help="data set (default: the checkpoint's)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--split", default="test")
-    p.add_argument("--k", type=int, default=5000)
-    p.add_argument("--n", type=int, default=None, help="first N examples only")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="figures/vae", help="figure path prefix")
-    args = p.parse_args(argv)
-    model, ckpt = load_with_checkpoint(args.checkpoint)
-    if not isinstance(model, VAE):
-        raise SystemExit(f"{args.checkpoint} holds a {ckpt['family']!r} model, not a vae")
-    name = args.data or model.config.get("data")
-    dataset = rdata.load_dataset(name, split=args.split, data_dir=args.data_dir)
-    for module in model.modules().values():
-        module.eval()
-    if args.command == "estimate":
-        t0 = time.perf_counter()
-        out = model.estimate_dataset(dataset, k=args.k, max_examples=args.n,
-                                     generator=autodiff.Generator(args.seed))
-        out.update(seconds=round(time.perf_counter() - t0, 1), data=name, split=args.split,
-                   checkpoint=args.checkpoint, step=ckpt["step"])
-        print(json.dumps(out))
-        return 0
-    paths = [save_reconstructions(model, dataset, f"{args.out}_reconstructions.png")
-             if _is_image(model.data_info) else None,
-             save_interpolations(model, dataset, f"{args.out}_interpolations.png")
-             if _is_image(model.data_info) else None]
-    if model.latent_dim == 2:
-        paths.append(plot_latent_space(model, dataset, f"{args.out}_latent.png"))
-    for path in paths:
-        if path:
-            print(f"wrote {os.path.abspath(path)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
