@@ -122,3 +122,199 @@ def test_bad_arguments_are_named():
         net(autodiff.randn(2, 3))
     with pytest.raises(ValueError, match="mask has shape"):
         M.MaskedLinear(3, 2).set_mask(B.xp.ones((3, 2)))
+
+
+# =========================================================================== the made family
+from refgen.families.autoregressive import made as made_family  # noqa: E402
+from refgen.families.autoregressive import heads as H  # noqa: E402
+from refgen.families.base import data_info_for_config  # noqa: E402
+
+
+def _binary_info(d, num_classes=None):
+    info = {"name": "bits", "kind": "image", "shape": [1, 1, d], "levels": 2,
+            "value_range": [0.0, 1.0], "binary": True}
+    if num_classes:
+        info["num_classes"] = num_classes
+    return info
+
+
+def _model(info, weight_scale=3.0, **overrides):
+    config = made_family.default_config(info)
+    config.update(hidden_sizes=[16, 16], num_components=3)
+    config.update(overrides)
+    config["data_info"] = data_info_for_config(info)
+    model = made_family.build(config)
+    # random init puts every conditional near uniform; larger weights make the tests bite
+    for p in model.net.parameters():
+        p.data *= weight_scale
+    return model
+
+
+def _all_vectors(d, levels):
+    grid = np.array(list(itertools.product(range(levels), repeat=d)), dtype=np.float64)
+    return grid / (levels - 1)
+
+
+@pytest.mark.parametrize("head,levels", [("bernoulli", 2), ("categorical", 3), ("dmol", 4)])
+@pytest.mark.parametrize("num_masks", [1, 3])
+def test_probabilities_of_all_vectors_sum_to_one(head, levels, num_masks):
+    d = {2: 7, 3: 5, 4: 4}[levels]
+    info = {"name": "grid", "kind": "image", "shape": [1, 1, d], "levels": levels,
+            "value_range": [0.0, 1.0], "binary": levels == 2}
+    model = _model(info, head=head, num_masks=num_masks, ordering="random")
+    x = _all_vectors(d, levels).reshape(-1, 1, 1, d)
+    with autodiff.no_grad():
+        log_p = B.to_numpy(model.log_prob(autodiff.Tensor(x)).data)
+    assert log_p.shape == (levels ** d,)
+    # float64 rounding of a sum of levels^d terms of size ~ levels^-d
+    assert abs(math.fsum(np.exp(log_p)) - 1.0) < 1e-12
+    # and the model is far from uniform, so the sum is not trivially 1
+    assert np.ptp(log_p) > 1.0
+
+
+def test_conditional_probabilities_sum_to_one_for_each_label():
+    d = 6
+    model = _model(_binary_info(d, num_classes=3), conditional=True, num_masks=2)
+    x = autodiff.Tensor(_all_vectors(d, 2).reshape(-1, 1, 1, d))
+    sums = []
+    with autodiff.no_grad():
+        for label in range(3):
+            y = B.xp.full(2 ** d, label, dtype=B.xp.int64)
+            sums.append(math.fsum(np.exp(B.to_numpy(model.log_prob(x, cond=y).data))))
+            if label:
+                other = B.to_numpy(model.log_prob(x, cond=y).data)
+        assert np.allclose(sums, 1.0, atol=1e-12, rtol=0)
+        first = B.to_numpy(model.log_prob(x, cond=B.xp.zeros(2 ** d, dtype=B.xp.int64)).data)
+    assert np.abs(first - other).max() > 1e-3     # the label changes the distribution
+
+
+def test_gaussian_mixture_density_integrates_to_one():
+    info = {"name": "pts", "kind": "points", "shape": [2]}
+    model = _model(info, weight_scale=1.5, num_masks=2, ordering="random")
+    h = 0.05
+    t = np.arange(-14.0, 14.0, h) + h / 2
+    g0, g1 = np.meshgrid(t, t, indexing="ij")
+    x = autodiff.Tensor(np.stack([g0.ravel(), g1.ravel()], axis=1))
+    with autodiff.no_grad():
+        p = np.exp(B.to_numpy(model.log_prob(x).data))
+    # midpoint rule: the conditionals are piecewise smooth in x_first (ReLU kinks), so the
+    # error is O(h^2) ~ 1e-3 at worst; tails beyond +-14 are below 1e-6 for these scales
+    assert abs(p.sum() * h * h - 1.0) < 5e-3
+
+
+@pytest.mark.parametrize("head", ["bernoulli", "categorical", "dmol", "gmm"])
+def test_family_log_prob_is_autoregressive(head):
+    """d log p(x_i | x_<i) / d x_j == 0 for j not before i (gmm: continuous x, the real
+    gradient; the discrete heads: the gradient through the network's inputs)."""
+    d = 5
+    if head == "gmm":
+        info = {"name": "pts", "kind": "points", "shape": [d]}
+        x0 = autodiff.randn(1, d)
+    else:
+        levels = 2 if head == "bernoulli" else 4
+        info = {"name": "img", "kind": "image", "shape": [1, 1, d], "levels": levels,
+                "value_range": [0.0, 1.0], "binary": levels == 2}
+        x0 = autodiff.Tensor(_all_vectors(d, levels)[[7]])
+    model = _model(info, head=head, num_masks=3, ordering="random")
+    for k in range(3):
+        model.net.set_mask(k)
+        inp = autodiff.Tensor(B.to_numpy(model._inputs(x0).data), requires_grad=True)
+        per_dim = model.head.log_prob(model.net(inp), x0)             # (1, D)
+        deg = B.to_numpy(model.net.input_degrees)
+        for i in range(d):
+            (g,) = autodiff.grad(per_dim[0, i], [inp], allow_unused=True)
+            g = np.zeros(d) if g is None else B.to_numpy(g.data)[0]
+            later = deg >= deg[i]
+            assert np.all(g[later] == 0.0), (head, k, i)
+
+
+def test_ensemble_is_a_log_mean_exp_of_probabilities():
+    d = 5
+    model = _model(_binary_info(d), num_masks=3)
+    x = autodiff.Tensor(_all_vectors(d, 2)[:9].reshape(-1, 1, 1, d))
+    with autodiff.no_grad():
+        ens = B.to_numpy(model.log_prob(x).data)
+        per = np.stack([B.to_numpy(model._log_prob_mask(model._flat(x), None, k).data)
+                        for k in range(3)])
+    expected = np.log(np.exp(per).mean(axis=0))
+    np.testing.assert_allclose(ens, expected, rtol=0, atol=1e-13)
+    assert np.abs(per[0] - per[1]).max() > 1e-3   # the mask sets really differ
+
+
+@pytest.mark.parametrize("num_masks,conditional", [(1, False), (2, True)])
+def test_sampled_frequencies_match_probabilities(num_masks, conditional):
+    """Pearson's chi-squared test of n samples against the model's exact probabilities of
+    all 2^d outcomes, at level alpha = 1e-3 (a fixed seed: the test is deterministic; a
+    sampler that ignores the ordering, a mask or the ensemble fails it by a wide margin)."""
+    from scipy import stats
+    d, n = 4, 20_000
+    info = _binary_info(d, num_classes=2 if conditional else None)
+    model = _model(info, num_masks=num_masks, ordering="random", conditional=conditional)
+    cond = B.xp.ones(n, dtype=B.xp.int64) if conditional else None
+    with autodiff.no_grad():
+        x = B.to_numpy(model.sample(n, autodiff.Generator(1), cond=cond).data).reshape(n, d)
+        grid = _all_vectors(d, 2)
+        c_grid = B.xp.ones(2 ** d, dtype=B.xp.int64) if conditional else None
+        p = np.exp(B.to_numpy(model.log_prob(autodiff.Tensor(grid.reshape(-1, 1, 1, d)),
+                                             cond=c_grid).data))
+    index = (x * (2 ** np.arange(d - 1, -1, -1))).sum(axis=1).astype(int)
+    observed = np.bincount(index, minlength=2 ** d)
+    chi2 = ((observed - n * p) ** 2 / (n * p)).sum()
+    p_value = stats.chi2.sf(chi2, df=2 ** d - 1)
+    assert p_value > 1e-3, (chi2, p_value)
+
+
+def test_gmm_samples_match_the_density_moments():
+    """Continuous head: the sample mean of x_first and of x_second agree with the
+    model's means computed by quadrature, within 4 standard errors."""
+    info = {"name": "pts", "kind": "points", "shape": [2]}
+    model = _model(info, weight_scale=1.5, num_masks=1)
+    n = 20_000
+    with autodiff.no_grad():
+        s = B.to_numpy(model.sample(n, autodiff.Generator(2)).data)
+        h = 0.05
+        t = np.arange(-14.0, 14.0, h) + h / 2
+        g0, g1 = np.meshgrid(t, t, indexing="ij")
+        grid = np.stack([g0.ravel(), g1.ravel()], axis=1)
+        p = np.exp(B.to_numpy(model.log_prob(autodiff.Tensor(grid)).data)) * h * h
+    mean = (grid * p[:, None]).sum(axis=0)
+    se = s.std(axis=0) / math.sqrt(n)
+    assert np.all(np.abs(s.mean(axis=0) - mean) < 4 * se + 2e-3), (s.mean(axis=0), mean, se)
+
+
+def test_dynamic_binarization_and_fixed_test_binarization():
+    from refgen.data import ArrayDataset
+    from refgen.data.preprocessing import binarize_fixed
+    info = {"name": "grey", "kind": "image", "shape": [1, 2, 3], "levels": 17,
+            "value_range": [0.0, 1.0], "binary": False}
+    model = _model(info, binarize="dynamic")
+    assert model.head_name == "bernoulli" and model.discrete
+    grey = np.linspace(0, 1, 17)[np.random.default_rng(0).integers(0, 17, (40, 1, 2, 3))]
+    with pytest.raises(ValueError, match="binary"):
+        model.log_prob(autodiff.Tensor(grey))
+    fixed = binarize_fixed(B.xp.asarray(grey), seed=0)
+    with autodiff.no_grad():
+        expected = -B.to_numpy(model.log_prob(autodiff.Tensor(fixed)).data).mean()
+        numbers = model.evaluate(ArrayDataset(grey, None, name="grey", info=info))
+    assert numbers["nll"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_bad_inputs_are_named():
+    model = _model(_binary_info(4), num_masks=1)
+    with pytest.raises(ValueError, match="shape"):
+        model.log_prob(autodiff.zeros(3, 4))
+    with pytest.raises(ValueError, match="unknown option"):
+        model.sample(2, autodiff.Generator(0), steps=3)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, autodiff.Generator(0), temperature=0.0)
+    cat = _model({"name": "g", "kind": "image", "shape": [1, 1, 3], "levels": 5,
+                  "value_range": [0.0, 1.0]})
+    with pytest.raises(ValueError, match="levels"):
+        cat.log_prob(autodiff.full((2, 1, 1, 3), 0.1))
+    cond = _model(_binary_info(4, num_classes=3), conditional=True)
+    with pytest.raises(ValueError, match="labels"):
+        cond.log_prob(autodiff.zeros(2, 1, 1, 4))
+    with pytest.raises(ValueError, match="cond must be"):
+        cond.log_prob(autodiff.zeros(2, 1, 1, 4), cond=B.xp.asarray([0, 3]))
+    with pytest.raises(ValueError, match="head"):
+        _model({"name": "pts", "kind": "points", "shape": [2]}, head="dmol")
