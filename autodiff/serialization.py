@@ -32,11 +32,22 @@ Subclasses of Tensor (``nn.Parameter``) come back as plain Tensors.
 Writing is atomic: the archive goes to a temporary file in the target's directory, is
 flushed and fsync'ed, then ``os.replace``-d over ``path``; a crash mid-write leaves the
 previous file untouched. The path is used exactly as given (no ``.npz`` is appended).
+
+Reading is bounded (``load(path, max_bytes=...)``): before any entry is decompressed, the
+entries' declared sizes must add up to at most ``max_bytes`` (default ``MAX_ARCHIVE_BYTES``,
+4 GiB) and to at most ``MAX_EXPANSION`` (100) times the compressed bytes beyond a free
+``FREE_EXPANSION_BYTES`` (64 MiB) -- refgen writes entries uncompressed, and deflate expands
+float weights by about 1.1, so only a zip bomb (a few MB that decompress to GBs) trips it.
+Each array entry's ``.npy`` header is read first, and its shape and dtype must account for
+exactly the entry's declared size; the data are then read into an array of that size, never
+more (``zipfile`` stops at the declared size and checks the CRC). ``check_zip_sizes`` and
+``read_zip_entry`` do the same for the other readers of zip archives (PyTorch files).
 """
 import json
 import os
 import tempfile
 import zipfile
+import zlib
 
 # Host-side file I/O: the archive is read and written on the host with NumPy directly
 # (device arrays are copied to the host first, and back to the active backend on load).
@@ -45,7 +56,12 @@ import numpy as np
 from . import backend as B
 from .tensor import Tensor
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "check_zip_sizes", "read_zip_entry", "MAX_ARCHIVE_BYTES"]
+
+MAX_ARCHIVE_BYTES = 4 * 2**30          # what one load may allocate, in bytes
+MAX_EXPANSION = 100                    # declared / compressed bytes, beyond the free part
+FREE_EXPANSION_BYTES = 64 * 2**20      # small archives may compress as well as they like
+_CHUNK = 16 * 2**20                    # read large entries in pieces: no second full copy
 
 FORMAT = "refgen-archive"
 VERSION = 1
@@ -208,10 +224,100 @@ def _decode(node, archive, path):
     raise _invalid(path, f"unknown node {node!r:.80}")
 
 
-def load(path):
+def _mib(n):
+    return f"{n / 2**20:.1f} MiB"
+
+
+def check_zip_sizes(zf, path, max_bytes=None, who="autodiff.load"):
+    """Refuse the open ``zipfile.ZipFile`` ``zf`` before anything is decompressed when its
+    entries declare more than ``max_bytes`` in all, or more than ``MAX_EXPANSION`` times
+    their compressed size beyond ``FREE_EXPANSION_BYTES`` (a zip bomb). ValueError naming
+    ``path`` and the sizes."""
+    limit = MAX_ARCHIVE_BYTES if max_bytes is None else int(max_bytes)
+    infos = zf.infolist()
+    declared = sum(i.file_size for i in infos)
+    compressed = sum(i.compress_size for i in infos)
+    if declared > limit:
+        raise ValueError(
+            f"{who}: {path!r} declares {_mib(declared)} of uncompressed data, more than the "
+            f"limit of {_mib(limit)} (pass max_bytes= to raise it); refused before reading")
+    if declared > FREE_EXPANSION_BYTES + MAX_EXPANSION * compressed:
+        raise ValueError(
+            f"{who}: {path!r} would expand {_mib(compressed)} of compressed data to "
+            f"{_mib(declared)} (more than {MAX_EXPANSION}x): refused as a likely zip bomb")
+    return declared
+
+
+def read_zip_entry(zf, name, path, max_bytes=None, who="autodiff.load"):
+    """The bytes of entry ``name`` of ``zf``, read in bounded memory: its declared size is
+    checked against ``max_bytes`` first, and no more than that size is ever decompressed."""
+    info = zf.getinfo(name)
+    limit = MAX_ARCHIVE_BYTES if max_bytes is None else int(max_bytes)
+    if info.file_size > limit:
+        raise ValueError(f"{who}: {path!r}: entry {name!r} declares {_mib(info.file_size)}, "
+                         f"more than the limit of {_mib(limit)}")
+    with zf.open(info) as f:
+        data = f.read(info.file_size)
+        if len(data) != info.file_size or f.read(1):
+            raise ValueError(f"{who}: {path!r}: entry {name!r} holds {len(data)} bytes, "
+                             f"not the {info.file_size} its header declares")
+    return data
+
+
+class _BoundedNpz:
+    """The arrays of a ``.npz`` archive by name (``archive[name]``), each read only after its
+    ``.npy`` header's shape and dtype were checked against the entry's declared size."""
+
+    def __init__(self, zf, path):
+        self._zf, self._path = zf, path
+        self._names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+        self.files = list(self._names)
+
+    def __contains__(self, name):
+        return name in self._names
+
+    def __getitem__(self, name):
+        entry = self._names[name]
+        info = self._zf.getinfo(entry)
+        fmt = np.lib.format
+        with self._zf.open(info) as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise _invalid(self._path, f"entry {entry!r}: .npy format {version} unsupported")
+            if dtype.hasobject:
+                raise _invalid(self._path, f"entry {entry!r} holds Python objects (dtype "
+                                           f"{dtype}), which are never unpickled")
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            header = f.tell()
+            if header + nbytes != info.file_size:
+                raise _invalid(self._path, f"entry {entry!r}: its header says shape {shape} of "
+                                           f"{dtype} ({nbytes} bytes) but the entry declares "
+                                           f"{info.file_size - header} bytes of data")
+            out = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+            flat = out.reshape(-1, order="A").view(np.uint8) if nbytes else None
+            done = 0
+            while done < nbytes:
+                piece = f.read(min(_CHUNK, nbytes - done))
+                if not piece:
+                    raise _invalid(self._path, f"entry {entry!r} ends after {done} of "
+                                               f"{nbytes} bytes of data")
+                flat[done:done + len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+                done += len(piece)
+        if not out.dtype.isnative:
+            out = out.astype(out.dtype.newbyteorder("="))
+        return out
+
+
+def load(path, max_bytes=None):
     """Load what ``save`` wrote. Arrays come back on the active backend; Tensors as Tensors.
 
-    Read with ``numpy.load(allow_pickle=False)``: a file can never execute code.
+    Nothing is unpickled: a file can never execute code. Memory is bounded: an archive that
+    declares more than ``max_bytes`` (default ``MAX_ARCHIVE_BYTES``) or that would expand
+    like a zip bomb is refused before anything is decompressed (see the module docstring).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -219,10 +325,12 @@ def load(path):
     if not zipfile.is_zipfile(path):
         raise _invalid(path, "not a zip/.npz archive")
     try:
-        archive = np.load(path, allow_pickle=False)
+        zf = zipfile.ZipFile(path)
     except Exception as exc:  # a damaged zip: say what the file is not, keep the cause
-        raise _invalid(path, f"numpy.load failed: {exc}") from exc
-    with archive:
+        raise _invalid(path, f"cannot open the zip archive: {exc}") from exc
+    with zf:
+        check_zip_sizes(zf, path, max_bytes)
+        archive = _BoundedNpz(zf, path)
         if _STRUCTURE_KEY not in archive.files:
             raise _invalid(path, f"no {_STRUCTURE_KEY!r} entry; is it a plain numpy .npz?")
         try:
@@ -236,7 +344,8 @@ def load(path):
                                  f"knows version {VERSION}")
         try:
             return _decode(header["root"], archive, path)
-        except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+        except (KeyError, TypeError, ValueError, EOFError, OSError, zipfile.BadZipFile,
+                zlib.error) as exc:
             if isinstance(exc, ValueError) and "not a valid refgen archive" in str(exc):
                 raise
             raise _invalid(path, f"damaged content: {exc}") from exc
