@@ -23,6 +23,7 @@ reload a run. Adding a family is one line in ``FAMILIES``; the loop and the comm
 unchanged.
 """
 from . import classifier
+from . import diffusion
 from . import gan
 from . import vae
 from .autoregressive import made
@@ -37,6 +38,7 @@ FAMILIES = {
     "vae": vae,
     # flows (issue 12)
     # diffusion and score (issue 13)
+    "ddpm": diffusion,
     # GAN and energy (issue 14)
     "gan": gan,
     "wgan-gp": gan.wgan_gp,
