@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np  # host-side: file I/O; raw storage bytes become host arrays
 
+from autodiff.serialization import MAX_ARCHIVE_BYTES, check_zip_sizes, read_zip_entry
+
 __all__ = ["UnsafePickleError", "TorchFileError", "read_torch_state_dict", "load_torch_file"]
 
 
@@ -75,13 +77,27 @@ class _DtypeMarker(_StorageType):
 
 
 class _Storage:
-    """One storage of the file: its element type, key and element count; bytes read lazily."""
-    __slots__ = ("dtype", "key", "numel", "big_endian", "_reader", "_elements")
+    """One storage of the file: its element type, key and element count; bytes read lazily.
 
-    def __init__(self, dtype, key, numel, reader, big_endian=False):
+    ``budget`` is a one-element list shared by every storage of one file: the bytes that
+    the tensors rebuilt from them may still allocate. A pickle may build many large tensors
+    over one small storage (stride 0), so the limit is on what is built, not on what is read.
+    """
+    __slots__ = ("dtype", "key", "numel", "big_endian", "_reader", "_elements", "budget")
+
+    def __init__(self, dtype, key, numel, reader, big_endian=False, budget=None):
         self.dtype, self.key, self.numel, self._reader = dtype, key, numel, reader
         self.big_endian = big_endian
         self._elements = None
+        self.budget = [MAX_ARCHIVE_BYTES] if budget is None else budget
+
+    def charge(self, nbytes, what):
+        """Take ``nbytes`` from the file's budget, or refuse before allocating them."""
+        if nbytes > self.budget[0]:
+            raise TorchFileError(
+                f"{what} would allocate {nbytes} bytes, past the limit of {MAX_ARCHIVE_BYTES} "
+                "bytes for one file (autodiff.serialization.MAX_ARCHIVE_BYTES)")
+        self.budget[0] -= nbytes
 
     def elements(self):
         """The storage as a 1-D host array of its elements (native byte order)."""
@@ -113,7 +129,11 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
     if len(size) != len(stride):
         raise TorchFileError(f"tensor over storage {storage.key!r}: size {size} and stride "
                              f"{stride} differ in length")
+    if any(s < 0 for s in size):
+        raise TorchFileError(f"tensor over storage {storage.key!r}: negative size {size}")
     elements = storage.elements()
+    storage.charge(int(np.prod(size, dtype=object)) * elements.itemsize,
+                   f"tensor of size {size} over storage {storage.key!r}")
     if any(s == 0 for s in size):
         return np.zeros(size, dtype=elements.dtype)
     last = int(storage_offset) + sum((n - 1) * st for n, st in zip(size, stride))
@@ -279,6 +299,7 @@ def interpret_pickle(data, persistent_load, where="pickle", callables=None):
 def _storage_loader(reader, big_endian=False):
     """persistent_load for torch's ``('storage', type, key, location, numel[, view])`` ids."""
     storages = {}
+    budget = [MAX_ARCHIVE_BYTES]
 
     def persistent_load(pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
@@ -291,7 +312,7 @@ def _storage_loader(reader, big_endian=False):
             raise TorchFileError(f"storage {key!r}: type {stype!r} is not a torch storage")
         key = str(key)
         if key not in storages:
-            storages[key] = _Storage(stype.dtype, key, int(numel), reader, big_endian)
+            storages[key] = _Storage(stype.dtype, key, int(numel), reader, big_endian, budget)
         return storages[key]
 
     return persistent_load
@@ -299,6 +320,8 @@ def _storage_loader(reader, big_endian=False):
 
 # --------------------------------------------------------------------------- file layouts
 def _read_zip(path, zf):
+    # Sizes first: a zip bomb or an entry past the limit is refused before decompressing.
+    check_zip_sizes(zf, str(path), who="torch file")
     names = zf.namelist()
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
@@ -307,7 +330,8 @@ def _read_zip(path, zf):
     prefix = pickles[0][:-len("data.pkl")]
     big_endian = False
     if prefix + "byteorder" in names:
-        order = zf.read(prefix + "byteorder").decode("ascii", "replace").strip()
+        order = read_zip_entry(zf, prefix + "byteorder", str(path), who="torch file")
+        order = order.decode("ascii", "replace").strip()
         if order not in ("little", "big"):
             raise TorchFileError(f"{path}: byteorder record says {order!r}")
         big_endian = order == "big"
@@ -315,12 +339,13 @@ def _read_zip(path, zf):
     def reader(key):
         entry = f"{prefix}data/{key}"
         try:
-            return zf.read(entry)
+            return read_zip_entry(zf, entry, str(path), who="torch file")
         except KeyError:
             raise TorchFileError(f"{path}: storage {entry} named by the pickle is missing "
                                  "from the archive") from None
 
-    obj, _ = interpret_pickle(zf.read(pickles[0]), _storage_loader(reader, big_endian),
+    obj, _ = interpret_pickle(read_zip_entry(zf, pickles[0], str(path), who="torch file"),
+                              _storage_loader(reader, big_endian),
                               where=f"{path}:{pickles[0]}")
     return obj
 
@@ -419,6 +444,10 @@ def load_torch_file(path):
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             return _read_zip(path, zf)
+    size = path.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:   # the legacy layout is read whole: bound it first
+        raise TorchFileError(f"{path}: {size} bytes, past the limit of {MAX_ARCHIVE_BYTES} "
+                             "bytes for one file (autodiff.serialization.MAX_ARCHIVE_BYTES)")
     return _read_legacy(path, path.read_bytes())
 
 
