@@ -31,12 +31,10 @@ to every layer without a mask (``MADE(cond_dim=num_classes)``).
 import math
 
 import autodiff
-import autodiff.functional as F
 from autodiff import backend as B
 
-from ..base import GenerativeModel, check_sample_options
 from ..common.made import MADE
-from . import heads as H
+from .model import AutoregressiveModel
 
 __all__ = ["MADEModel", "default_config", "build", "train_defaults", "smoke_config",
            "SMOKE_DATA", "kind"]
@@ -45,25 +43,13 @@ kind = "autoregressive"
 SMOKE_DATA = ["ring8:std=0.1", "digits"]
 
 
-def _auto_head(data_info, binarize):
-    """The head that fits the data: Bernoulli for binary (or binarized) pixels, a softmax
-    over up to 64 levels, a discretized logistic mixture beyond (a 256-way softmax on 784
-    pixels is 200k outputs), a Gaussian mixture for points."""
-    info = dict(data_info or {})
-    if binarize == "dynamic" or info.get("binary"):
-        return "bernoulli"
-    if info.get("kind") != "image" or not info.get("levels"):
-        return "gmm"
-    return "categorical" if int(info["levels"]) <= 64 else "dmol"
-
-
 def default_config(data_info):
     """784-500-784 style: one hidden layer of 500 for images, two of 128 for 2-D points."""
     info = dict(data_info or {})
     points = info.get("kind") != "image"
     return {
         "hidden_sizes": [128, 128] if points else [500],
-        "head": "auto",             # bernoulli | categorical | dmol | gmm | auto (_auto_head)
+        "head": "auto",             # bernoulli | categorical | dmol | gmm | auto (model.auto_head)
         "num_components": 10 if points else 5,
         "ordering": "natural",      # natural | reversed | random (order-agnostic)
         "hidden_degrees": "random",  # random (Germain et al.) | sequential
@@ -91,34 +77,14 @@ def smoke_config(data_info):
     return config
 
 
-class MADEModel(GenerativeModel):
+class MADEModel(AutoregressiveModel):
     """MADE as a ``GenerativeModel`` (player ``"model"``); see the module docstring."""
 
     family = "made"
-    kind = "autoregressive"
-    likelihood_kind = "exact"
-    sample_options = ("temperature",)
 
     def __init__(self, config):
         super().__init__(config)
-        if not self.example_shape:
-            raise ValueError("made: config['data_info'] must give the example 'shape'")
         c = self.config
-        self.binarize = c.get("binarize")
-        if self.binarize not in (None, "dynamic"):
-            raise ValueError(f"made: binarize must be None or 'dynamic', got {self.binarize!r}")
-        head = c.get("head", "auto")
-        self.head_name = _auto_head(self.data_info, self.binarize) if head == "auto" else head
-        if self.binarize == "dynamic" and self.head_name != "bernoulli":
-            raise ValueError(f"made: binarize='dynamic' needs head 'bernoulli', got "
-                             f"{self.head_name!r}")
-        self.head = H.make_head(self.head_name, self.data_info, int(c.get("num_components", 5)))
-        self.discrete = self.head.discrete
-        self.conditional = bool(c.get("conditional", False))
-        self.num_classes = int(self.data_info.get("num_classes") or 0)
-        if self.conditional and not self.num_classes:
-            raise ValueError("made: conditional=True needs labelled data (data_info "
-                             "'num_classes')")
         self.num_masks = int(c.get("num_masks", 1))
         eval_masks = c.get("eval_masks")
         self.eval_masks = self.num_masks if eval_masks is None else int(eval_masks)
@@ -133,68 +99,26 @@ class MADEModel(GenerativeModel):
                         num_masks=self.num_masks, seed=int(c.get("mask_seed", 0)),
                         activation=c.get("activation", "relu"))
 
-    # ---- the Trainable side
-    def modules(self):
-        return {"model": self.net}
-
-    def parameter_groups(self):
-        return {"model": list(self.net.parameters())}
-
-    def training_step(self, batch, step, ctx):
-        x, y = batch
-        if self.binarize == "dynamic":
-            from ...data.preprocessing import binarize_dynamic
-            x = binarize_dynamic(x, ctx.generator)
-        # connectivity-agnostic training: the mask set follows the step, so a resumed run
-        # sees the same sequence of masks
-        log_px = self._log_prob_mask(self._flat(x), self._cond(y), step % self.num_masks)
-        loss = -log_px.mean()                      # nats per example
-        ctx.optimize("model", loss)
-        value = float(loss.item())
-        return {"loss": value, "bpd": value / (self.num_dims * math.log(2.0))}
-
-    # ---- helpers
-    def _flat(self, x):
-        if not isinstance(x, autodiff.Tensor):
-            x = autodiff.Tensor(B.to_backend(x))
-        if tuple(x.shape[1:]) != self.example_shape:
-            raise ValueError(f"made: x must have shape (N, {', '.join(map(str, self.example_shape))})"
-                             f", got {tuple(x.shape)}")
-        return x.reshape(x.shape[0], self.num_dims)
-
-    def _inputs(self, x_flat):
-        """What the network sees: pixels mapped to [-1, 1]; points as they are."""
-        if self.data_info.get("kind") == "image":
-            lo, hi = self.value_range
-            return (x_flat - lo) * (2.0 / (hi - lo)) - 1.0
-        return x_flat
-
-    def _cond(self, y, n=None):
-        """One-hot labels (N, num_classes) for a conditional model, else None."""
-        if not self.conditional:
+    def _one_hot(self, labels):
+        """The condition c (N, num_classes) MADE sees: one-hot labels, or None."""
+        if labels is None:
             return None
-        if y is None:
-            raise ValueError("made: this model is class-conditional; give labels (cond)")
-        labels = y.data if isinstance(y, autodiff.Tensor) else B.xp.asarray(y)
-        labels = labels.reshape(-1).astype(B.xp.int64)
-        if (n is not None and labels.shape[0] != n) or labels.size and (
-                int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(f"made: cond must be {n if n is not None else 'N'} labels in "
-                             f"0..{self.num_classes - 1}, got shape {tuple(labels.shape)}")
         dtype = self.net.layers[0].weight.dtype
         return autodiff.Tensor(B.xp.eye(self.num_classes, dtype=dtype)[labels])
 
-    def _log_prob_mask(self, x_flat, cond, k):
+    def _log_prob_mask(self, x_flat, c, k):
         """log p_k(x) (N,) under mask set k: one network pass, summed over dimensions."""
         self.net.set_mask(k)
-        params = self.net(self._inputs(x_flat), cond)          # (N, P, D)
+        params = self.net(self._scaled(x_flat), c)             # (N, P, D)
         return self.head.log_prob(params, x_flat).sum(dim=1)
 
-    # ---- the generative interface
-    def log_prob(self, x, cond=None):
-        """log p_ens(x) (N,) nats: the log-mean-exp over ``eval_masks`` mask sets."""
-        x_flat = self._flat(x)
-        c = self._cond(cond, x_flat.shape[0])
+    def log_prob_flat(self, x_flat, labels, step=None):
+        """Training (``step`` given): mask set step mod num_masks, so a resumed run sees the
+        same masks (connectivity-agnostic training). Otherwise the ensemble:
+        log p_ens(x) = logsumexp_k log p_k(x) - log K over ``eval_masks`` mask sets."""
+        c = self._one_hot(labels)
+        if step is not None:
+            return self._log_prob_mask(x_flat, c, step % self.num_masks)
         previous = self.net.mask_index
         per_mask = [self._log_prob_mask(x_flat, c, k) for k in range(self.eval_masks)]
         self.net.set_mask(previous)
@@ -203,53 +127,18 @@ class MADEModel(GenerativeModel):
         stacked = autodiff.stack(per_mask, dim=0)              # (K, N)
         return autodiff.logsumexp(stacked, dim=0) - math.log(len(per_mask))
 
-    def bits_per_dim(self, x, cond=None, generator=None):
-        """As ``GenerativeModel.bits_per_dim``; a model of binarized data binarizes grey
-        values first with one Bernoulli(x) draw from ``generator`` (default Generator(0))."""
-        if self.binarize == "dynamic":
-            x = self._binarized(x, generator)
-        return super().bits_per_dim(x, cond=cond, generator=generator)
-
-    def _binarized(self, x, generator=None):
-        from ...data.preprocessing import binarize_dynamic
-        data = x.data if isinstance(x, autodiff.Tensor) else B.xp.asarray(x)
-        if data.size and bool(B.xp.all((data == 0) | (data == 1))):
-            return x
-        return binarize_dynamic(autodiff.Tensor(data), generator or autodiff.Generator(0))
-
     def evaluate(self, dataset, ctx=None, batch_size=500, max_examples=None):
-        """Exact NLL (nats per example) and bits/dim. With ``binarize="dynamic"`` the
-        examples are binarized once, ``binarize_fixed(x, seed=0)`` over the whole split."""
-        if self.binarize == "dynamic":
-            from ...data.preprocessing import binarize_fixed
-            data = B.xp.asarray(dataset.x)
-            if not bool(B.xp.all((data == 0) | (data == 1))):
-                dataset = _Fixed(binarize_fixed(data, seed=0), getattr(dataset, "y", None))
         out = super().evaluate(dataset, ctx, batch_size=batch_size, max_examples=max_examples)
         out["masks_in_ensemble"] = float(self.eval_masks)
         return out
 
     def sample(self, n, generator=None, cond=None, temperature=None, **options):
         """n samples (n, *example_shape), one dimension at a time in the mask set's
-        ordering: x_d ~ p(x_d | x_{<d}) from the d-th output of a full pass (D passes)."""
-        check_sample_options("made", options, self.sample_options)
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"made.sample: n must be >= 1, got {n!r}")
-        T = 1.0 if temperature is None else float(temperature)
-        if not T > 0:
-            raise ValueError(f"made.sample: temperature must be > 0, got {temperature!r}")
-        gen = generator if generator is not None else autodiff.default_generator()
-        if self.conditional and cond is None:     # no label: a uniform class per sample
-            cond = gen.integers(0, self.num_classes, (n,))
-        elif cond is not None:
-            cond = B.xp.broadcast_to(B.xp.asarray(cond.data if isinstance(
-                cond, autodiff.Tensor) else cond).reshape(-1), (n,))
-        c_all = self._cond(cond, n)
-        dtype = self.net.layers[0].weight.dtype
-        D = self.num_dims
-        x = B.xp.zeros((n, D), dtype=dtype)
-        # the ensemble is a mixture: each sample draws its mask set uniformly
+        ordering: x_d ~ p(x_d | x_{<d}) from the d-th output of a full pass (D passes).
+        The ensemble is a mixture: each sample draws its mask set uniformly."""
+        n, gen, labels, T = self._sample_setup(n, generator, cond, temperature, options)
+        c_all = self._one_hot(labels)
+        x = B.xp.zeros((n, self.num_dims), dtype=self.net.layers[0].weight.dtype)
         which = gen.integers(0, self.eval_masks, (n,)) if self.eval_masks > 1 else \
             B.xp.zeros(n, dtype=B.xp.int64)
         previous = self.net.mask_index
@@ -262,7 +151,7 @@ class MADEModel(GenerativeModel):
                 xk = x[rows]
                 ck = None if c_all is None else autodiff.Tensor(c_all.data[rows])
                 for d in B.to_numpy(self.net.order).tolist():
-                    params = self.net(self._inputs(autodiff.Tensor(xk)), ck)   # (n_k, P, D)
+                    params = self.net(self._scaled(autodiff.Tensor(xk)), ck)   # (n_k, P, D)
                     xk[:, d] = self.head.sample(params[:, :, d:d + 1], gen, T)[:, 0]
                 x[rows] = xk
         self.net.set_mask(previous)
@@ -273,16 +162,6 @@ class MADEModel(GenerativeModel):
         """D network passes per sample (one per dimension; the ensemble picks one mask set
         per sample)."""
         return int(self.num_dims)
-
-
-class _Fixed:
-    """A data set's stand-in holding its binarized examples (for ``evaluate``)."""
-
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-
-    def __len__(self):
-        return int(self.x.shape[0])
 
 
 def build(config, data_info=None):

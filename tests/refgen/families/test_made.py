@@ -218,7 +218,7 @@ def test_family_log_prob_is_autoregressive(head):
     model = _model(info, head=head, num_masks=3, ordering="random")
     for k in range(3):
         model.net.set_mask(k)
-        inp = autodiff.Tensor(B.to_numpy(model._inputs(x0).data), requires_grad=True)
+        inp = autodiff.Tensor(B.to_numpy(model._scaled(x0).data), requires_grad=True)
         per_dim = model.head.log_prob(model.net(inp), x0)             # (1, D)
         deg = B.to_numpy(model.net.input_degrees)
         for i in range(d):
