@@ -284,8 +284,11 @@ class GAN(GenerativeModel):
 
     def _critic(self, c):
         """x -> D(pack(x), c) (N / m,)."""
+        return lambda x: self.discriminator(self._pack(x), c)
+
+    def _pack(self, x):
         m = self.config["pack"]
-        return lambda x: self.discriminator(pack(x, m) if m > 1 else x, c)
+        return pack(x, m) if m > 1 else x
 
     def training_step(self, batch, step, ctx):
         """``n_critic`` discriminator updates, each on its own slice of the batch and fresh
@@ -310,14 +313,14 @@ class GAN(GenerativeModel):
             z = autodiff.randn(chunk, c["z_dim"], generator=ctx.generator, dtype=dtype)
             with autodiff.no_grad():
                 x_fake = self.generator(z, labels)
-            critic = self._critic(labels)
+            # the penalties constrain D on its own (packed) inputs
+            x_real, x_fake = self._pack(x_real), self._pack(x_fake)
+            critic = lambda v: self.discriminator(v, labels)  # noqa: E731
             d_real, d_fake = critic(x_real), critic(x_fake)
             loss_d = discriminator_loss(c["loss"], d_real, d_fake)
             total = loss_d
             if c["gp_weight"] > 0:
-                # one u per packed input: interpolate whole packs (the critic's inputs)
                 u = autodiff.rand(chunk // m, generator=ctx.generator, dtype=dtype)
-                u = u.reshape(-1, 1).expand(chunk // m, m).reshape(chunk) if m > 1 else u
                 gp = gradient_penalty(critic, x_real, x_fake, u)
                 total = total + c["gp_weight"] * gp
                 metrics["gradient_penalty"] = float(gp.item())
