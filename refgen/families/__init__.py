@@ -24,6 +24,7 @@ unchanged.
 """
 from . import classifier
 from . import diffusion
+from . import flows
 from . import gan
 from . import vae
 from .autoregressive import made
@@ -37,6 +38,7 @@ FAMILIES = {
     "made": made,
     "vae": vae,
     # flows (issue 12)
+    "realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf,
     # diffusion and score (issue 13)
     "ddpm": diffusion,
     # GAN and energy (issue 14)
