@@ -56,7 +56,7 @@ import numpy as np
 from . import backend as B
 from .tensor import Tensor
 
-__all__ = ["save", "load", "check_zip_sizes", "read_zip_entry", "MAX_ARCHIVE_BYTES"]
+__all__ = ["save", "load", "read_npz", "check_zip_sizes", "read_zip_entry", "MAX_ARCHIVE_BYTES"]
 
 MAX_ARCHIVE_BYTES = 4 * 2**30          # what one load may allocate, in bytes
 MAX_EXPANSION = 100                    # declared / compressed bytes, beyond the free part
@@ -310,6 +310,18 @@ class _BoundedNpz:
         if not out.dtype.isnative:
             out = out.astype(out.dtype.newbyteorder("="))
         return out
+
+
+def read_npz(path, max_bytes=None, who="read_npz"):
+    """Every array of a plain NumPy ``.npz`` file, name -> host array, read with the same
+    bounds as ``load`` (sizes before decompressing, headers before allocating, no pickles)."""
+    path = os.fspath(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{who}: {path!r} is not a zip/.npz archive")
+    with zipfile.ZipFile(path) as zf:
+        check_zip_sizes(zf, path, max_bytes, who=who)
+        archive = _BoundedNpz(zf, path)
+        return {name: archive[name] for name in archive.files}
 
 
 def load(path, max_bytes=None):

@@ -264,7 +264,12 @@ def _load_samples(path, example_shape):
         raise CLIError(f"--samples {path}: no such file or folder")
     if not path.lower().endswith(".npy"):
         raise CLIError(f"--samples {path}: give a .npy array or a folder of .png images")
-    x = np.load(path, allow_pickle=False)
+    try:
+        # Memory-mapped first, so a header that claims more data than the file holds is
+        # refused by its size instead of allocating what it claims; then an owned copy.
+        x = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
+    except ValueError as exc:
+        raise CLIError(f"--samples {path}: not a readable .npy array ({exc})") from None
     if not np.issubdtype(x.dtype, np.floating):
         raise CLIError(f"--samples {path}: holds {x.dtype} values; save samples as floats "
                        "in [0, 1] (8-bit images: divide by 255)")

@@ -31,6 +31,7 @@ import numpy as np  # host-side: file parsing and the host copies of checkpoint 
 
 import autodiff
 from autodiff import backend as B
+from autodiff.serialization import MAX_ARCHIVE_BYTES, read_npz
 
 __all__ = ["convert_state_dict", "read_safetensors", "StateDictMismatch", "SAFETENSORS_DTYPES"]
 
@@ -56,6 +57,10 @@ def _bad_file(path, why):
 def read_safetensors(path):
     """Read every tensor of a ``.safetensors`` file: name -> host NumPy array (native byte
     order; BF16 as float32), in the header's order."""
+    size = os.path.getsize(path)
+    if size > MAX_ARCHIVE_BYTES:   # read whole below: bound it first
+        raise _bad_file(path, f"{size} bytes, past the limit of {MAX_ARCHIVE_BYTES} bytes for "
+                              "one file (autodiff.serialization.MAX_ARCHIVE_BYTES)")
     with open(path, "rb") as fh:
         raw = fh.read()
     if len(raw) < 8:
@@ -71,6 +76,7 @@ def read_safetensors(path):
         raise _bad_file(path, "header JSON is not an object")
     buffer = memoryview(raw)[8 + n:]
     out = OrderedDict()
+    claimed = 0   # the format forbids overlapping entries: together they fit in the buffer
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -81,6 +87,8 @@ def read_safetensors(path):
             raise _bad_file(path, f"entry {name!r} has dtype {dtype!r}; supported: "
                                   f"{', '.join(SAFETENSORS_DTYPES)}")
         shape = tuple(int(s) for s in info["shape"])
+        if any(s < 0 for s in shape):
+            raise _bad_file(path, f"entry {name!r} has a negative size in shape {shape}")
         begin, end = (int(o) for o in info["data_offsets"])
         stored = np.dtype(SAFETENSORS_DTYPES[dtype])
         want = math.prod(shape) * stored.itemsize
@@ -88,6 +96,10 @@ def read_safetensors(path):
             raise _bad_file(path, f"entry {name!r} ({dtype}, shape {shape}) has data_offsets "
                                   f"[{begin}, {end}] but needs {want} bytes within a "
                                   f"{len(buffer)}-byte buffer")
+        claimed += want
+        if claimed > len(buffer):
+            raise _bad_file(path, f"entry {name!r} overlaps others: the entries claim more "
+                                  f"than the {len(buffer)}-byte buffer")
         arr = np.frombuffer(buffer[begin:end], dtype=stored).reshape(shape)
         if dtype == "BF16":
             # bfloat16 is the upper half of a float32: shift into place, reinterpret.
@@ -97,10 +109,9 @@ def read_safetensors(path):
 
 
 def _read_npz(path):
-    with np.load(path, allow_pickle=False) as archive:
-        names = list(archive.files)
-        if "__refgen__" not in names:
-            return OrderedDict((k, archive[k]) for k in names)
+    arrays = read_npz(path, who="convert_state_dict")   # bounded; never unpickles
+    if "__refgen__" not in arrays:
+        return OrderedDict(arrays)
     obj = autodiff.load(path)          # written by autodiff.save: nested structure in JSON
     if not isinstance(obj, Mapping):
         raise ValueError(f"{os.fspath(path)}: holds a {type(obj).__name__}, not a dict of arrays")
