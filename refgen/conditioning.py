@@ -209,7 +209,9 @@ class CrossAttention(nn.Module):
 
     forward(x (B, L, D) or (B, C, H, W), context (B, S, D_c), context_padding_mask (B, S)
     bool, True at padding) -> same shape as x. A query whose every context token is padding
-    gets a zero attention output (so y = x there).
+    gets zero attention weights, so the heads give 0 and the block gives
+    y = x + out_proj(0) = x + ``attn.out_proj.bias`` there (= x only while that bias is zero, as
+    it is at initialisation).
     """
 
     def __init__(self, query_dim, context_dim, num_heads=1, dropout=0.0, bias=True,

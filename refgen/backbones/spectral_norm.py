@@ -21,16 +21,28 @@ is removed and re-registered as ``weight_orig`` (a Parameter); ``weight_u`` (h,)
 before each forward. ``dim`` defaults to 0, and to 1 for ConvTranspose layers, whose weight
 is (in, out, kh, kw).
 
+Update order. PyTorch has two versions. refgen follows the older ``torch.nn.utils.spectral_norm``
+(Algorithm 1's order: v from u, then u from v, then sigma = u^T W v). The newer
+``torch.nn.utils.parametrizations.spectral_norm`` updates u from v first, then v from u, and
+stores its state under other names: ``parametrizations.weight.original`` (W),
+``parametrizations.weight.0._u`` and ``parametrizations.weight.0._v``.
+``from_parametrized_spectral_norm`` renames such a checkpoint to refgen's names (and
+``to_parametrized_spectral_norm`` back). In evaluation mode (no power iteration) both give the
+same W / sigma from the same u, v; one training step later the two versions' u, v differ
+(the same iteration entered from the other end), as they would between the two PyTorch versions.
+
 The engine has no forward pre-hooks, so the module's ``forward`` is wrapped by an instance
 attribute (a ``_SpectralNormForward``) that recomputes the weight(s) and then calls the
 original ``forward``; ``copy.deepcopy`` rebinds it to the copy.
 """
 from collections import OrderedDict
+from collections.abc import Mapping
 
 from autodiff import backend as B
 from autodiff import nn, no_grad, Tensor
 
-__all__ = ["spectral_norm", "remove_spectral_norm", "SpectralNorm"]
+__all__ = ["spectral_norm", "remove_spectral_norm", "SpectralNorm",
+           "from_parametrized_spectral_norm", "to_parametrized_spectral_norm"]
 
 
 def _normalize(a, eps):
@@ -162,3 +174,39 @@ def remove_spectral_norm(module, name="weight"):
         del module.__dict__["_spectral_norms"]
         assert isinstance(wrapper, _SpectralNormForward)
     return module
+
+
+# ---------------------------------------------------------------------------- checkpoint names
+_PARAMETRIZED = (("parametrizations.{n}.original", "{n}_orig"),
+                 ("parametrizations.{n}.0._u", "{n}_u"),
+                 ("parametrizations.{n}.0._v", "{n}_v"))
+
+
+def _rename_suffixes(state_dict, pairs, name, where):
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"{where}: expected a state_dict (mapping), got {type(state_dict).__name__}")
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        for old, new in pairs:
+            old, new = old.format(n=name), new.format(n=name)
+            if key == old or key.endswith("." + old):
+                key = key[:len(key) - len(old)] + new
+                break
+        if key in out:
+            raise ValueError(f"{where}: two entries map to {key!r}")
+        out[key] = value
+    return out
+
+
+def from_parametrized_spectral_norm(state_dict, name="weight"):
+    """A state_dict of ``torch.nn.utils.parametrizations.spectral_norm`` modules under
+    refgen's (and the older PyTorch API's) names: ``X.parametrizations.weight.original`` ->
+    ``X.weight_orig``, ``X.parametrizations.weight.0._u`` -> ``X.weight_u``, ``..._v`` ->
+    ``X.weight_v``; other entries unchanged. Values are passed through as they are."""
+    return _rename_suffixes(state_dict, _PARAMETRIZED, name, "from_parametrized_spectral_norm")
+
+
+def to_parametrized_spectral_norm(state_dict, name="weight"):
+    """The inverse of ``from_parametrized_spectral_norm``: refgen's names -> the newer API's."""
+    return _rename_suffixes(state_dict, [(b, a) for a, b in _PARAMETRIZED], name,
+                            "to_parametrized_spectral_norm")

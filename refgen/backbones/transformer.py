@@ -11,8 +11,8 @@ Attn(Q, K, V) = softmax(Q K^T / sqrt(d_head) + M) V per head (Vaswani et al. 201
 with M = -inf where key j > query i (the causal mask), so output t depends only on tokens
 <= t. Parameter names follow GPT-2's checkpoints (``wte``, ``wpe``, ``h.{i}.ln_1``,
 ``h.{i}.attn.c_attn``, ``h.{i}.attn.c_proj``, ``h.{i}.ln_2``, ``h.{i}.mlp.c_fc``,
-``h.{i}.mlp.c_proj``, ``ln_f``, ``lm_head``; a Hugging Face GPT-2 checkpoint needs its
-``transformer.`` prefix dropped and its Conv1D weights transposed).
+``h.{i}.mlp.c_proj``, ``ln_f``, ``lm_head``; ``refgen.interop.from_hf_gpt2`` loads a Hugging
+Face GPT-2 checkpoint, whose Conv1D weights are stored transposed).
 
 Key/value cache: attention at a new position needs the keys and values of every earlier
 position, which do not change once computed (causality). ``KVCache`` stores them per layer, so
@@ -187,11 +187,11 @@ class Block(nn.Module):
     forward(x (B, T, d), past) -> (y (B, T, d), present (k, v))."""
 
     def __init__(self, n_embd, n_head, mlp_ratio=4, dropout=0.0, bias=True,
-                 approximate="none", generator=None):
+                 approximate="none", generator=None, layer_norm_eps=1e-5):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(n_embd, bias=bias)
+        self.ln_1 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias, generator)
-        self.ln_2 = nn.LayerNorm(n_embd, bias=bias)
+        self.ln_2 = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.mlp = MLP(n_embd, mlp_ratio, dropout, bias, approximate, generator)
 
     def forward(self, x, past=None):
@@ -211,6 +211,7 @@ class TransformerDecoder(nn.Module):
     :param mlp_ratio, dropout, bias, gelu_approximate: MLP width factor, dropout probability
         (embeddings, attention weights, residual branches), biases in Linear/LayerNorm,
         GELU variant ('none' exact, 'tanh' as GPT-2)
+    :param layer_norm_eps: the LayerNorms' epsilon (1e-5, as GPT-2's ``layer_norm_epsilon``)
 
     forward(tokens (B, T) int, cache=None) -> logits (B, T, V). With a ``KVCache``, tokens
     are the NEW tokens at positions cache.length.. and the cache is extended in place.
@@ -220,7 +221,7 @@ class TransformerDecoder(nn.Module):
 
     def __init__(self, vocab_size, block_size, n_layer=2, n_head=2, n_embd=32, mlp_ratio=4,
                  dropout=0.0, bias=True, positions="learned", tie_weights=True,
-                 gelu_approximate="none", generator=None):
+                 gelu_approximate="none", layer_norm_eps=1e-5, generator=None):
         super().__init__()
         _check_positions(positions, "TransformerDecoder")
         for name, value in (("vocab_size", vocab_size), ("block_size", block_size),
@@ -230,13 +231,15 @@ class TransformerDecoder(nn.Module):
         self.vocab_size, self.block_size = int(vocab_size), int(block_size)
         self.n_layer, self.n_head, self.n_embd = int(n_layer), int(n_head), int(n_embd)
         self.positions, self.tie_weights = positions, tie_weights
+        self.mlp_ratio, self.bias, self.gelu_approximate = mlp_ratio, bias, gelu_approximate
+        self.layer_norm_eps = layer_norm_eps
         self.wte = nn.Embedding(vocab_size, n_embd, generator=generator)
         if positions == "learned":
             self.wpe = nn.Embedding(block_size, n_embd, generator=generator)
         self.drop = nn.Dropout(dropout, generator=generator)
         self.h = nn.ModuleList([Block(n_embd, n_head, mlp_ratio, dropout, bias, gelu_approximate,
-                                      generator) for _ in range(n_layer)])
-        self.ln_f = nn.LayerNorm(n_embd, bias=bias)
+                                      generator, layer_norm_eps) for _ in range(n_layer)])
+        self.ln_f = nn.LayerNorm(n_embd, eps=layer_norm_eps, bias=bias)
         self.lm_head = nn.Linear(n_embd, vocab_size, bias=False, generator=generator)
         _gpt2_init(self, self.n_layer, generator)
         if tie_weights:

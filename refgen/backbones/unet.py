@@ -294,8 +294,10 @@ class UNet(nn.Module):
     :param resblock_updown: down/upsample inside ResBlocks (improved DDPM) instead of with
         ``Downsample``/``Upsample`` layers; ``conv_resample`` says whether those use a conv.
     :param mid_attention: the attention block in the middle (DDPM and ADM always have it).
-    :param flip_sin_to_cos, max_period: the sinusoidal time embedding's convention
-        (see refgen.backbones.embeddings; True = ADM's [cos | sin]).
+    :param flip_sin_to_cos, max_period, freq_shift: the sinusoidal time embedding's convention
+        (see refgen.backbones.embeddings): True = ADM's [cos | sin]; omega_i =
+        max_period^(-i / (half - freq_shift)), freq_shift 0 as ADM and diffusers' UNet2DModel
+        default, 1 as the DDPM TensorFlow code.
     :param zero_init, zero_init_out: zero the residual branches' last layers / conv_out at
         initialisation (module docstring).
 
@@ -308,8 +310,8 @@ class UNet(nn.Module):
                  num_head_channels=-1, qkv_order="heads_first", dropout=0.0, num_groups=32,
                  num_classes=None, cfg=False, use_scale_shift_norm=False, resblock_updown=False,
                  conv_resample=True, mid_attention=True, time_embed_dim=None,
-                 flip_sin_to_cos=True, max_period=10000.0, zero_init=True, zero_init_out=True,
-                 dtype=None, generator=None):
+                 flip_sin_to_cos=True, max_period=10000.0, freq_shift=0, zero_init=True,
+                 zero_init_out=True, dtype=None, generator=None):
         super().__init__()
         channel_mult = _as_int_tuple(channel_mult, "channel_mult")
         attention_resolutions = _as_int_tuple(attention_resolutions, "attention_resolutions")
@@ -354,6 +356,11 @@ class UNet(nn.Module):
         self.cfg = cfg
         self.flip_sin_to_cos = flip_sin_to_cos
         self.max_period = max_period
+        self.freq_shift = freq_shift
+        self.num_heads, self.num_head_channels, self.qkv_order = num_heads, num_head_channels, qkv_order
+        self.dropout, self.num_groups = dropout, num_groups
+        self.use_scale_shift_norm, self.resblock_updown = use_scale_shift_norm, resblock_updown
+        self.conv_resample, self.mid_attention = conv_resample, mid_attention
         self.time_embed_dim = time_embed_dim or 4 * model_channels
         emb = self.time_embed_dim
         kw = dict(dtype=dtype, generator=generator)
@@ -473,7 +480,8 @@ class UNet(nn.Module):
         y = self._labels(y, n)
         dtype = dtype or self.time_embed[0].weight.dtype
         emb = self.time_embed(timestep_embedding(t, self.model_channels, self.max_period,
-                                                 self.flip_sin_to_cos, dtype=dtype))
+                                                 self.flip_sin_to_cos, self.freq_shift,
+                                                 dtype=dtype))
         if y is not None:
             emb = emb + self.label_emb(y)
         return emb
