@@ -26,8 +26,9 @@ from . import classifier
 from . import diffusion
 from . import flows
 from . import gan
+from . import score
 from . import vae
-from .autoregressive import made
+from .autoregressive import made, pixelcnn
 from .base import KINDS
 
 __all__ = ["FAMILIES", "get_family", "list_families", "families_by_kind", "KINDS"]
@@ -36,11 +37,13 @@ FAMILIES = {
     "classifier": classifier,
     # autoregressive and VAE (issue 11)
     "made": made,
+    "pixelcnn": pixelcnn,
     "vae": vae,
     # flows (issue 12)
     "realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf,
     # diffusion and score (issue 13)
     "ddpm": diffusion,
+    "ncsn": score.ncsn, "sde": score.sde_model,
     # GAN and energy (issue 14)
     "gan": gan,
     "wgan-gp": gan.wgan_gp,
