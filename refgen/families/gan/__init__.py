@@ -33,7 +33,7 @@ def default_config(data_info):
     return {"loss": "ns", "z_dim": (64 if small else 100) if image else 8, "hidden": 128,
             "depth": 3, "base_width": 64 if small else 32, "g_norm": "batch",
             "d_norm": "batch", "n_critic": 1, "gp_weight": 0.0, "r1_weight": 0.0,
-            "spectral_norm": False, "pack": 1, "conditional": False}
+            "spectral_norm": False, "pack": 1, "conditional": False, "g_ema": 0.0}
 
 
 def train_defaults(data_info):

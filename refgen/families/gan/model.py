@@ -34,7 +34,10 @@ collapse); ``conditional`` makes the generator class-conditional (z concatenated
 one-hot label c, Mirza & Osindero 2014) and the discriminator a projection discriminator
 (Miyato & Koyama 2018, Eq. 3): D(x, c) = psi(phi(x)) + embed(c)^T phi(x). An EMA of the
 generator is the training loop's ``ema_decay`` (the loop averages every parameter; sampling
-uses only the generator's average).
+uses only the generator's average); or, chosen in the model's config, ``g_ema`` = beta > 0
+keeps an average of the generator alone, G_ema <- beta G_ema + (1 - beta) G after every
+generator update (Karras et al. 2018, Sec. 5.2; Yazici et al. 2019), with which ``sample``
+draws (batch-norm statistics are copied, not averaged).
 
 Architectures: MLPs on 2-D points; the DCGAN generator and discriminator (Radford et al.
 2016; ``refgen.backbones.DCGANGenerator/DCGANDiscriminator``) on images, whose tanh output in
@@ -43,6 +46,7 @@ Architectures: MLPs on 2-D points; the DCGAN generator and discriminator (Radfor
 The players are ``"generator"`` and ``"discriminator"`` (the critic of WGAN-GP); each has
 its own optimiser (per-player options through TrainConfig ``players``).
 """
+import copy
 import math
 
 import autodiff
@@ -223,7 +227,8 @@ class GAN(GenerativeModel):
     Config keys: ``loss`` (one of ``LOSSES``), ``z_dim``, ``hidden``/``depth`` (MLPs on
     points), ``base_width``/``g_norm``/``d_norm`` (DCGAN on images), ``n_critic``,
     ``gp_weight`` (lambda of WGAN-GP; 0 off), ``r1_weight`` (gamma; 0 off),
-    ``spectral_norm``, ``pack`` (PacGAN's m; 1 off), ``conditional``.
+    ``spectral_norm``, ``pack`` (PacGAN's m; 1 off), ``conditional``, ``g_ema`` (the
+    generator's average's decay; 0 off).
     """
 
     kind = "gan"
@@ -257,6 +262,13 @@ class GAN(GenerativeModel):
                              "norm (the penalty is per example); set d_norm='none'")
         self.generator = Generator(self.example_shape, c["z_dim"], c["hidden"], c["depth"],
                                    c["base_width"], self.num_classes, norm=c["g_norm"])
+        self.generator_ema = None
+        if c.get("g_ema", 0.0):
+            if not 0.0 < float(c["g_ema"]) < 1.0:
+                raise ValueError(f"GAN: g_ema must be in (0, 1) or 0 (off), got {c['g_ema']!r}")
+            self.generator_ema = copy.deepcopy(self.generator)
+            for p in self.generator_ema.parameters():
+                p.requires_grad_(False)
         self.discriminator = Discriminator(self.example_shape, c["hidden"], c["depth"],
                                            c["base_width"], c["pack"], self.num_classes,
                                            c["spectral_norm"], norm=c["d_norm"])
@@ -276,7 +288,18 @@ class GAN(GenerativeModel):
 
     # ---- the Trainable
     def modules(self):
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        modules = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.generator_ema is not None:
+            modules["generator_ema"] = self.generator_ema
+        return modules
+
+    def _update_generator_ema(self):
+        beta = float(self.config["g_ema"])
+        with autodiff.no_grad():
+            for p_ema, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+                p_ema.data[...] = beta * p_ema.data + (1.0 - beta) * p.data
+            for b_ema, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+                b_ema.data[...] = b.data
 
     def parameter_groups(self):
         return {"generator": list(self.generator.parameters()),
@@ -334,6 +357,8 @@ class GAN(GenerativeModel):
         d_fake_g = self._critic(labels)(self.generator(z, labels))
         loss_g = generator_loss(c["loss"], d_fake_g)
         ctx.optimize("generator", loss_g)
+        if self.generator_ema is not None:
+            self._update_generator_ema()
         metrics.update({"loss_d": float(loss_d.item()), "loss_g": float(loss_g.item()),
                         "d_real": float(d_real.mean().item()),
                         "d_fake": float(d_fake.mean().item())})
@@ -371,8 +396,9 @@ class GAN(GenerativeModel):
             raise ValueError("GAN.sample: got cond, but this GAN is not conditional")
         dtype = next(iter(self.generator.parameters())).dtype
         z = autodiff.randn(n, self.config["z_dim"], generator=generator, dtype=dtype)
+        net = self.generator_ema if self.generator_ema is not None else self.generator
         with autodiff.no_grad():
-            x = self.generator(z * temperature, labels)
+            x = net(z * temperature, labels)
         return self._to_data(x).detach()
 
     @property

@@ -266,3 +266,22 @@ def test_bad_combinations_are_named():
         model.sample(2, autodiff.Generator(0), steps=3)
     with pytest.raises(ValueError, match="not conditional"):
         model.sample(2, autodiff.Generator(0), cond=autodiff.tensor([0, 1]))
+
+
+def test_generator_ema_averages_after_each_generator_update():
+    """G_ema <- beta G_ema + (1 - beta) G after the update; sample() draws with G_ema."""
+    model, d = _build(gan, "ring8", g_ema=0.9)
+    before = [p.numpy().copy() for p in model.generator.parameters()]
+    groups = model.parameter_groups()
+    from autodiff import optim
+    ctx = TrainContext(TrainConfig(), groups,
+                       {k: optim.Adam(v, lr=1e-2) for k, v in groups.items()},
+                       autodiff.Generator(0))
+    ctx.begin_step(0)
+    model.training_step((autodiff.tensor(d.x[:16].astype("float64")), None), 0, ctx)
+    for b, p, e in zip(before, model.generator.parameters(), model.generator_ema.parameters()):
+        np.testing.assert_allclose(e.numpy(), 0.9 * b + 0.1 * p.numpy(), rtol=1e-13)
+    z = autodiff.randn(3, model.config["z_dim"], generator=autodiff.Generator(2))
+    np.testing.assert_allclose(model.sample(3, autodiff.Generator(2)).numpy(),
+                               model.generator_ema(z).numpy(), rtol=1e-13)
+    assert "generator_ema" in model.modules()
