@@ -23,6 +23,7 @@ reload a run. Adding a family is one line in ``FAMILIES``; the loop and the comm
 unchanged.
 """
 from . import classifier
+from . import energy
 from . import diffusion
 from . import flows
 from . import gan
@@ -47,6 +48,7 @@ FAMILIES = {
     # GAN and energy (issue 14)
     "gan": gan,
     "wgan-gp": gan.wgan_gp,
+    "ebm": energy,
 }
 
 

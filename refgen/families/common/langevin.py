@@ -25,13 +25,20 @@ Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) runs (1) at a decrea
 sequence of noise levels sigma_1 > ... > sigma_L with the score of the sigma-perturbed
 density, s(x, sigma_i), and step size alpha_i = eps * sigma_i^2 / sigma_L^2, T steps each.
 
+The Metropolis-adjusted Langevin algorithm (MALA; Roberts & Tweedie 1996) accepts the
+proposal (1) with noise_scale = 1 with probability
+min(1, p(y) q(x | y) / (p(x) q(y | x))), q(y | x) = N(y; x + (h/2) s(x), h I), which makes
+p exactly invariant for any h (``mala_step``; used where exactness matters, as in AIS).
+
 Shapes: x is (N, *example_shape) throughout; the chains are independent.
 """
 import math
 
 import autodiff
+from autodiff import backend as B
 
-__all__ = ["langevin_dynamics", "annealed_langevin_dynamics", "energy_score"]
+__all__ = ["langevin_dynamics", "annealed_langevin_dynamics", "energy_score",
+           "energy_and_score", "mala_step"]
 
 
 def _check_positive(who, name, value, allow_zero=False):
@@ -188,3 +195,57 @@ def energy_score(energy_fn):
             (g,) = autodiff.grad(energy.sum(), [x])
         return -g
     return score
+
+
+def energy_and_score(energy_fn, x):
+    """(E(x) (N,), -grad_x E(x) (N, ...)), detached, from one forward and one backward."""
+    with autodiff.enable_grad():
+        x = x.detach().requires_grad_(True)
+        energy = energy_fn(x)
+        if energy.ndim != 1 or energy.shape[0] != x.shape[0]:
+            raise ValueError(f"energy_fn must return energies of shape ({x.shape[0]},), got "
+                             f"{tuple(energy.shape)}")
+        (g,) = autodiff.grad(energy.sum(), [x])
+    return energy.detach(), -g
+
+
+def mala_step(energy_fn, x, step_size, generator=None, box=None, state=None):
+    """One step of MALA on p(x) proportional to exp(-E(x)) (restricted to ``box``).
+
+    Proposal y = x + (h/2) s(x) + sqrt(h) eps, s = -grad E; accept with probability
+    min(1, exp(log p(y) - log p(x) + log q(x | y) - log q(y | x))), where
+    log q(y | x) = -|y - x - (h/2) s(x)|^2 / (2h) + const; a proposal outside ``box``
+    ((lo, hi), the support) is rejected.
+
+    :param state: (E(x), s(x)) of the current x, to save a network evaluation (or None).
+    :return: (x', (E(x'), s(x')), accepted (N,) bool array).
+    """
+    who = "mala_step"
+    _check_positive(who, "step_size", step_size)
+    box = _check_clamp(who, box)
+    h = float(step_size)
+    energy_x, score_x = state if state is not None else energy_and_score(energy_fn, x)
+    x = x.detach()
+    eps = autodiff.randn(*x.shape, generator=generator, dtype=x.dtype)
+    y = x + (0.5 * h) * score_x + math.sqrt(h) * eps
+    energy_y, score_y = energy_and_score(energy_fn, y)
+    n = x.shape[0]
+
+    def sq(t):
+        return (t * t).reshape(n, -1).sum(1)
+    log_q_yx = -sq(y - x - (0.5 * h) * score_x) / (2 * h)     # = -|eps|^2 / 2
+    log_q_xy = -sq(x - y - (0.5 * h) * score_y) / (2 * h)
+    log_ratio = (energy_x - energy_y + log_q_xy - log_q_yx).data
+    xp = B.xp
+    log_u = xp.log(autodiff.rand(n, generator=generator, dtype=x.dtype).data)
+    accept = log_u < xp.minimum(log_ratio, 0.0)
+    accept &= xp.isfinite(log_ratio)
+    if box is not None:
+        inside = ((y.data >= box[0]) & (y.data <= box[1])).reshape(n, -1).all(axis=1)
+        accept &= inside
+    shape = (n,) + (1,) * (x.ndim - 1)
+    a = autodiff.Tensor(accept.reshape(shape))
+    x_new = autodiff.where(a, y, x)
+    a1 = autodiff.Tensor(accept)
+    state = (autodiff.where(a1, energy_y, energy_x), autodiff.where(a, score_y, score_x))
+    return x_new, state, accept
