@@ -220,6 +220,11 @@ class EnergyModel(GenerativeModel):
         self.buffer = ReplayBuffer(c["buffer_size"], shape)
         self._log_z_cache = (None, None)
 
+    def _dtype(self):
+        for p in self.energy.parameters():
+            return p.dtype
+        return autodiff.get_default_dtype()
+
     # ---- E_theta and its score
     def energy_fn(self, x):
         """E_theta(x) (N,) for x (N, *example_shape)."""
@@ -309,7 +314,7 @@ class EnergyModel(GenerativeModel):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"ebm.sample: n must be a positive int, got {n!r}")
         sampler = options.get("sampler") or "langevin"
-        dtype = next(iter(self.energy.parameters())).dtype
+        dtype = self._dtype()
         if sampler == "grid":
             if self.image or len(self.box) != 2:
                 raise ValueError("ebm.sample: sampler 'grid' exists only for 2-D data")
@@ -387,7 +392,7 @@ class EnergyModel(GenerativeModel):
         if tuple(x.shape[1:]) != self.example_shape:
             raise ValueError(f"ebm.log_prob: x must be (N, {', '.join(map(str, self.example_shape))}), "
                              f"got {tuple(x.shape)}")
-        dtype = next(iter(self.energy.parameters())).dtype
+        dtype = self._dtype()
         x = x.to(dtype)
         log_z = self.log_normalizer()["log_z"]
         with autodiff.no_grad():
