@@ -318,3 +318,58 @@ def test_bad_inputs_are_named():
         cond.log_prob(autodiff.zeros(2, 1, 1, 4), cond=B.xp.asarray([0, 3]))
     with pytest.raises(ValueError, match="head"):
         _model({"name": "pts", "kind": "points", "shape": [2]}, head="dmol")
+
+
+# =========================================================================== cross-checks
+@pytest.mark.crosscheck
+@pytest.mark.parametrize("head", ["gmm", "bernoulli", "categorical"])
+def test_made_log_prob_and_gradient_equal_pytorch(head):
+    """The same weights and masks through PyTorch's F.linear and torch.distributions give
+    the same ensemble log-likelihood and the same gradient (float64 rounding)."""
+    from tests.crosscheck_utils import assert_close, to_torch, torch_or_skip
+    torch = torch_or_skip()
+    tF = torch.nn.functional
+    D, K = 4, 3
+    if head == "gmm":
+        info = {"name": "pts", "kind": "points", "shape": [D], "num_classes": 2}
+        x = B.to_numpy(autodiff.randn(6, D).data)
+    else:
+        levels = 2 if head == "bernoulli" else 5
+        info = {"name": "img", "kind": "image", "shape": [1, 1, D], "levels": levels,
+                "value_range": [0.0, 1.0], "binary": levels == 2, "num_classes": 2}
+        x = np.random.default_rng(0).integers(0, levels, (6, 1, 1, D)) / (levels - 1)
+    y = np.array([0, 1, 1, 0, 1, 0])
+    model = _model(info, weight_scale=1.0, head=head, num_masks=K, ordering="random",
+                   conditional=True)
+    log_p = model.log_prob(autodiff.Tensor(x), cond=B.xp.asarray(y))
+    log_p.sum().backward()
+    ours_grad = model.net.layers[0].weight.grad
+
+    xt = to_torch(x).reshape(6, D)
+    c = tF.one_hot(torch.from_numpy(y), 2).double()
+    weights = [(to_torch(l.weight.data, True), to_torch(l.bias.data)) for l in model.net.layers]
+    cond_w = [to_torch(l.weight.data) for l in model.net.cond_layers]
+    per_mask = []
+    for k in range(K):
+        model.net.set_mask(k)
+        h = xt if head == "gmm" else 2 * xt - 1
+        for i, ((w, b), layer) in enumerate(zip(weights, model.net.layers)):
+            h = tF.linear(h, w * to_torch(layer.mask.data), b) + c @ cond_w[i].T
+            if i < len(weights) - 1:
+                h = torch.relu(h)
+        out = h.reshape(6, -1, D)
+        if head == "gmm":
+            comp = torch.distributions.Normal(out[:, K:2 * K].permute(0, 2, 1),
+                                              out[:, 2 * K:].clamp(min=-9).exp().permute(0, 2, 1))
+            mix = torch.distributions.Categorical(logits=out[:, :K].permute(0, 2, 1))
+            lp = torch.distributions.MixtureSameFamily(mix, comp).log_prob(xt)
+        elif head == "bernoulli":
+            lp = torch.distributions.Bernoulli(logits=out[:, 0]).log_prob(xt)
+        else:
+            lp = torch.distributions.Categorical(logits=out.permute(0, 2, 1)).log_prob(
+                torch.round(xt * (levels - 1)).long())
+        per_mask.append(lp.sum(dim=1))
+    theirs = torch.logsumexp(torch.stack(per_mask), dim=0) - math.log(K)
+    theirs.sum().backward()
+    assert_close(log_p, theirs, what="log p")
+    assert_close(ours_grad, weights[0][0].grad, what="d log p / d W_1")

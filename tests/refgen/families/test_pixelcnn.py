@@ -167,3 +167,60 @@ def test_bad_configs_and_inputs_are_named():
         model.log_prob(autodiff.full((2, 1, 3, 3), 0.5))
     with pytest.raises(ValueError, match="unknown option"):
         model.sample(1, autodiff.Generator(0), guidance=2.0)
+
+
+@pytest.mark.crosscheck
+@pytest.mark.parametrize("arch", ["gated", "plain"])
+def test_pixelcnn_equals_pytorch_with_the_same_weights(arch):
+    """The network written again in PyTorch (conv2d with the masked weights, the gates, the
+    class embeddings) from the same weights gives the same outputs and input gradient."""
+    from tests.crosscheck_utils import assert_close, to_torch, torch_or_skip
+    torch = torch_or_skip()
+    tF = torch.nn.functional
+    h = w = 5
+    model = _model(_info(h, w, levels=256, num_classes=3), architecture=arch, head="dmol",
+                   conditional=True, weight_scale=1.0)
+    x = np.random.default_rng(0).integers(0, 256, (2, h * w)) / 255.0
+    y = np.array([2, 0])
+    xt = autodiff.Tensor(x, requires_grad=True)
+    ours = model.params_flat(xt, B.xp.asarray(y))
+    (ours * ours).sum().backward()
+
+    p = {name: to_torch(t.data) for name, t in model.net.named_parameters()}
+    m = {name: to_torch(t.data) for name, t in model.net.named_buffers()}
+    yt = torch.from_numpy(y)
+
+    def conv(prefix, inp):
+        weight = p[prefix + ".weight"]
+        if prefix + ".mask" in m:
+            weight = weight * m[prefix + ".mask"]
+        kh, kw = weight.shape[2:]
+        return tF.conv2d(inp, weight, p[prefix + ".bias"], padding=(kh // 2, kw // 2))
+
+    x0 = to_torch(x, requires_grad=True)
+    img = (2 * x0 - 1).reshape(2, 1, h, w)
+    if arch == "gated":
+        v = hh = img
+        for i, layer in enumerate(model.net.layers):
+            c = layer.channels
+            pre = f"layers.{i}."
+            v_pre = conv(pre + "v_conv", v)
+            h_pre = conv(pre + "h_conv", hh) + conv(pre + "v_to_h", v_pre)
+            e = p[pre + "embedding.weight"][yt][:, :, None, None]
+            v_pre, h_pre = v_pre + e[:, :2 * c], h_pre + e[:, 2 * c:]
+            v = torch.tanh(v_pre[:, :c]) * torch.sigmoid(v_pre[:, c:])
+            h_new = conv(pre + "h_out", torch.tanh(h_pre[:, :c]) * torch.sigmoid(h_pre[:, c:]))
+            hh = h_new if i == 0 else hh + h_new
+        feat = hh
+    else:
+        feat = conv("first", img)
+        e = p["embedding.weight"][yt][:, :, None, None]
+        for i in range(len(model.net.blocks)):
+            pre = f"blocks.{i}."
+            t = conv(pre + "reduce", torch.relu(feat + e))
+            t = conv(pre + "conv", torch.relu(t))
+            feat = feat + conv(pre + "expand", torch.relu(t))
+    out = conv("out2", torch.relu(conv("out1", torch.relu(feat)))).reshape(2, -1, h * w)
+    (out * out).sum().backward()
+    assert_close(ours, out, what="params")
+    assert_close(xt.grad, x0.grad, what="d/dx")
