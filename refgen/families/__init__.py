@@ -29,7 +29,7 @@ from . import flows
 from . import gan
 from . import score
 from . import vae
-from .autoregressive import made, pixelcnn
+from .autoregressive import made, pixel_transformer, pixelcnn
 from .base import KINDS
 
 __all__ = ["FAMILIES", "get_family", "list_families", "families_by_kind", "KINDS"]
@@ -39,6 +39,7 @@ FAMILIES = {
     # autoregressive and VAE (issue 11)
     "made": made,
     "pixelcnn": pixelcnn,
+    "pixel_transformer": pixel_transformer,
     "vae": vae,
     # flows (issue 12)
     "realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf,
