@@ -18,18 +18,12 @@ from .backend import (set_backend, get_backend, set_default_dtype, get_default_d
                       manual_seed, Generator, default_generator)
 from .tensor import (Tensor, Function, tensor, no_grad, enable_grad, set_grad_enabled,
                      is_grad_enabled, grad, detect_anomaly, is_anomaly_enabled, to_device)
-from . import tensor_methods as _tensor_methods  # noqa: F401  (binds operators to Tensor)
+from .tensor_methods import _link_ops
+_link_ops()   # the Tensor methods' ops import Tensor, so they are bound once it exists
+del _link_ops
 from .factories import *  # noqa: F401,F403
 from .factories import __all__ as _factories_all
-from .ops.elementwise import (add, sub, mul, div, neg, pow, exp, log, log1p, expm1, sqrt,
-                              rsqrt, sin, cos, tanh, sigmoid, relu, abs, sign, maximum, minimum,
-                              where, clamp, square, erf, isfinite, isnan, logical_not)
-from .ops.reduce import (sum, mean, var, std, amax, amin, max, min, prod, logsumexp, cumsum,
-                         argmax, argmin, norm, sum_to, broadcast_to)
-from .ops.shape import (reshape, permute, transpose, movedim, squeeze, unsqueeze, flatten,
-                        gather, scatter_add, index_select, cat, stack, split, chunk, unbind,
-                        flip, roll, masked_fill, tril, triu, diagonal)
-from .ops.linalg import matmul
+from .ops import *  # noqa: F401,F403  (every elementwise, reduction and shape op; matmul...)
 
 float16 = _host_numpy.dtype("float16")
 float32 = _host_numpy.dtype("float32")
@@ -44,7 +38,7 @@ double = float64
 __version__ = "0.1.0"
 
 # Linear algebra: einsum and torch's top-level names; the rest under autodiff.linalg.
-from .ops.linalg import einsum, det, slogdet, logdet, inv as inverse  # noqa: E402
+from .ops.linalg import inv as inverse  # noqa: E402
 from . import linalg  # noqa: E402
 from . import optim  # noqa: E402  (optimisers, schedules, clipping, EMA)
 from .serialization import save, load  # noqa: E402

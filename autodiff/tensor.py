@@ -25,6 +25,7 @@ import traceback
 import weakref
 
 from . import backend as B
+from .tensor_methods import TensorMethods
 
 __all__ = [
     "Tensor", "Function", "tensor", "no_grad", "enable_grad", "set_grad_enabled",
@@ -197,13 +198,6 @@ class Function:
                     f"(recorded at {fn.trace})")
         return out
 
-    @property
-    def needs_input_grad(self):
-        return tuple(t.requires_grad for t in self.inputs)
-
-    def save_output(self, out):
-        self._out_ref = weakref.ref(out)
-
     def saved_output(self):
         out = self._out_ref()
         if out is None:  # cannot happen while the engine walks through the output
@@ -262,11 +256,13 @@ def _as_array(data, dtype=None):
     return xp.asarray(arr)
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array that can record the operations made with it.
 
     Attributes (PyTorch's names): ``data`` (the backend array), ``grad`` (a Tensor or
-    None, filled by ``backward``), ``requires_grad``. Mutating ``data`` directly bypasses
+    None, filled by ``backward``), ``requires_grad``. The operators and maths methods
+    (``+``, ``exp``, ``sum``, ``reshape``, ...) are in the mixin ``TensorMethods``
+    (autodiff/tensor_methods.py). Mutating ``data`` directly bypasses
     the in-place checks, as in PyTorch; the in-place methods (``add_``, ``copy_``, ...)
     are checked.
     """

@@ -5,7 +5,8 @@ from .. import backend as B
 from ..tensor import Tensor
 from ..ops import elementwise as ew
 from ..ops import linalg as la
-from .activations import Softmax, _check_tensor
+from ..ops.activations import Softmax
+from .activations import _check_tensor
 from .layers import dropout
 
 __all__ = ["scaled_dot_product_attention"]

@@ -8,11 +8,12 @@ give finite values and gradients.
 import math
 
 from .. import backend as B
-from ..tensor import Function, Tensor
+from ..tensor import Tensor
 from ..ops import elementwise as ew
 from ..ops import shape as sh
 from ..ops._util import const
-from .activations import Softplus, _check_tensor, log_softmax
+from ..ops.activations import Softplus
+from .activations import _check_tensor, log_softmax
 from .layers import _check_range
 
 __all__ = [
@@ -283,20 +284,6 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss, reduction)
 
 
-class _ClampMinStraightThrough(Function):
-    """max(a, lo) in the forward, identity in the backward.
-
-    PyTorch's gaussian_nll_loss clamps var under no_grad on a clone, so the gradient passes
-    to var unchanged even where the clamp is active; this reproduces that exactly.
-    """
-
-    def forward(self, a, lo):
-        return B.xp.maximum(a, lo).astype(a.dtype, copy=False)
-
-    def backward(self, g):
-        return g
-
-
 def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
     """Gaussian negative log-likelihood with predicted variance (Nix & Weigend 1994):
 
@@ -328,7 +315,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     reduction = _reduction(None, None, reduction, op)
     target = _as_tensor(target, input)
     _check_broadcast(input.shape, target.shape, op)
-    var = _ClampMinStraightThrough.apply(var, lo=eps)
+    var = ew.ClampMinStraightThrough.apply(var, lo=eps)
     diff = input - target
     loss = (ew.log(var) + diff * diff / var) * 0.5
     if full:

@@ -5,8 +5,11 @@ broadcast shape and the engine sums them back to each input's shape.
 
 Subgradients chosen at non-differentiable points (the same as PyTorch):
 relu'(0) = 0, abs'(0) = 0, leaky_relu'(0) = negative_slope, clamp passes the gradient
-at the bounds themselves, and maximum/minimum split the gradient equally at ties.
+at the bounds themselves, and maximum/minimum split the gradient equally at ties
+(``_Extremum``).
 """
+import operator
+
 from .. import backend as B
 from ..tensor import Function, SaveOutputFunction, Tensor
 from ._util import as_tensor_like, const
@@ -156,48 +159,29 @@ def _float_tensor_and_number(a, b):
     return (tb is float or tb is int) and type(a) is Tensor and a.data.dtype.kind == "f"
 
 
-def add(a, b):
-    if _float_tensor_and_number(a, b):
-        return AddScalar.apply(a, c=b)
-    a, b = _pair(a, b)
-    try:
-        return Add.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("add", a, b)
-        raise
+def _binary(name, cls, scalar_cls=None, negate_scalar=False):
+    """The public function of a broadcasting binary primitive ``cls``: Python numbers and
+    arrays become constant Tensors (a floating Tensor with a Python number takes the cheaper
+    ``scalar_cls`` rule when there is one, with the number negated for ``sub``), and a
+    broadcasting error names ``name`` and both shapes."""
+    def op(a, b):
+        if scalar_cls is not None and _float_tensor_and_number(a, b):
+            return scalar_cls.apply(a, c=-b if negate_scalar else b)
+        a, b = _pair(a, b)
+        try:
+            return cls.apply(a, b)
+        except ValueError:
+            _raise_if_not_broadcastable(name, a, b)
+            raise
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"{name}(a, b), broadcasting like NumPy; see ``{cls.__name__}`` for the rule."
+    return op
 
 
-def sub(a, b):
-    if _float_tensor_and_number(a, b):
-        return AddScalar.apply(a, c=-b)
-    a, b = _pair(a, b)
-    try:
-        return Sub.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("sub", a, b)
-        raise
-
-
-def mul(a, b):
-    if _float_tensor_and_number(a, b):
-        return MulScalar.apply(a, c=b)
-    a, b = _pair(a, b)
-    try:
-        return Mul.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("mul", a, b)
-        raise
-
-
-def div(a, b):
-    if _float_tensor_and_number(a, b):
-        return DivScalar.apply(a, c=b)
-    a, b = _pair(a, b)
-    try:
-        return Div.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("div", a, b)
-        raise
+add = _binary("add", Add, AddScalar)
+sub = _binary("sub", Sub, AddScalar, negate_scalar=True)
+mul = _binary("mul", Mul, MulScalar)
+div = _binary("div", Div, DivScalar)
 
 
 def neg(a):
@@ -210,12 +194,10 @@ def pow(a, b):
         if a.data.dtype.kind in "iu" and isinstance(b, float):
             a = astype(a, B.get_default_dtype())
         return PowScalar.apply(a, p=b)
-    a, b = _pair(a, b)
-    try:
-        return Pow.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("pow", a, b)
-        raise
+    return _pow_tensors(a, b)
+
+
+_pow_tensors = _binary("pow", Pow)
 
 
 def square(a):
@@ -371,26 +353,34 @@ class Abs(Function):
         return g * const(B.xp.sign(self.inputs[0].data))
 
 
-class Maximum(Function):
+class _Extremum(Function):
+    """maximum(a, b) or minimum(a, b), elementwise; the gradient goes to the input that is
+    picked. Subgradient at a tie a == b (the one choice made here, as PyTorch makes it): each
+    input gets half, so d/da + d/db = 1 still holds. ``wins(a, b)`` says where a is picked
+    outright; ``_ufunc`` names the forward."""
+
+    _ufunc = None
+    wins = None
+
     def forward(self, a, b):
-        return B.xp.maximum(a, b)
+        return getattr(B.xp, self._ufunc)(a, b)
 
     def backward(self, g):
         a, b = self.inputs
         xp = B.xp
-        wa = xp.where(a.data > b.data, 1.0, xp.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
+        wa = xp.where(self.wins(a.data, b.data), 1.0,
+                      xp.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
         return g * const(wa), g * const((1.0 - wa).astype(g.dtype))
 
 
-class Minimum(Function):
-    def forward(self, a, b):
-        return B.xp.minimum(a, b)
+class Maximum(_Extremum):
+    _ufunc = "maximum"
+    wins = staticmethod(operator.gt)
 
-    def backward(self, g):
-        a, b = self.inputs
-        xp = B.xp
-        wa = xp.where(a.data < b.data, 1.0, xp.where(a.data == b.data, 0.5, 0.0)).astype(g.dtype)
-        return g * const(wa), g * const((1.0 - wa).astype(g.dtype))
+
+class Minimum(_Extremum):
+    _ufunc = "minimum"
+    wins = staticmethod(operator.lt)
 
 
 class Where(Function):
@@ -421,6 +411,20 @@ class Clamp(Function):
         return g * const(self.mask.astype(g.dtype))
 
 
+class ClampMinStraightThrough(Function):
+    """max(a, lo) in the forward, identity in the backward.
+
+    PyTorch's gaussian_nll_loss clamps var under no_grad on a clone, so the gradient passes
+    to var unchanged even where the clamp is active; this reproduces that exactly.
+    """
+
+    def forward(self, a, lo):
+        return B.xp.maximum(a, lo).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return g
+
+
 class AsType(Function):
     def forward(self, a, dtype):
         self.src_dtype = a.dtype
@@ -441,9 +445,10 @@ class Clone(Function):
 
 
 def _unary(cls):
+    """The public function of a unary primitive: ``exp = _unary(Exp)``."""
     def op(a):
         return cls.apply(a)
-    op.__name__ = cls.__name__.lower()
+    op.__name__ = op.__qualname__ = cls.__name__.lower()
     op.__doc__ = cls.__doc__
     return op
 
@@ -475,22 +480,8 @@ def leaky_relu(a, negative_slope=0.01):
     return LeakyRelu.apply(a, negative_slope=negative_slope)
 
 
-def maximum(a, b):
-    a, b = _pair(a, b)
-    try:
-        return Maximum.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("maximum", a, b)
-        raise
-
-
-def minimum(a, b):
-    a, b = _pair(a, b)
-    try:
-        return Minimum.apply(a, b)
-    except ValueError:
-        _raise_if_not_broadcastable("minimum", a, b)
-        raise
+maximum = _binary("maximum", Maximum)
+minimum = _binary("minimum", Minimum)
 
 
 def where(condition, a, b):

@@ -31,7 +31,7 @@ import math
 import autodiff
 import autodiff.functional as F
 from autodiff import backend as B
-from autodiff.tensor import Function
+from autodiff.ops.special import log_ndtr
 
 from ._base import (LOG_2PI, Distribution, as_param, broadcast_params,
                     check_positive, generator_or_default)
@@ -160,24 +160,6 @@ class DiscretizedLogistic(_Discretized):
         return xp.log(u) - xp.log1p(-u)
 
 
-class _LogNdtr(Function):
-    """log Phi(z), the log of the standard normal CDF, accurate in both tails
-    (scipy.special.log_ndtr / cupyx's). d/dz = phi(z) / Phi(z) = exp(log phi(z) - log Phi(z)),
-    written with this op itself, so higher derivatives exist too."""
-
-    def forward(self, a):
-        return B.special().log_ndtr(a).astype(a.dtype, copy=False)
-
-    def backward(self, g):
-        z = self.inputs[0]
-        return g * autodiff.exp(-0.5 * (z * z) - 0.5 * LOG_2PI - _LogNdtr.apply(z))
-
-
-def log_ndtr(z):
-    """log Phi(z) for a Tensor z, differentiable (any order)."""
-    return _LogNdtr.apply(z)
-
-
 class DiscretizedGaussian(_Discretized):
     """N(loc, scale^2) discretised to ``num_bins`` bins on [low, high], edge bins to -inf
     and +inf: the DDPM decoder p_theta(x_0 | x_1) (Ho et al. 2020, Eq. 13; default 256
@@ -194,7 +176,7 @@ class DiscretizedGaussian(_Discretized):
 
     @staticmethod
     def _log_cdf(z):
-        return _LogNdtr.apply(z)
+        return log_ndtr(z)
 
     @staticmethod
     def _log_pdf_std(z):
