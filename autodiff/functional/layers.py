@@ -27,6 +27,15 @@ def _check_range(data, n, op, what):
             raise IndexError(f"{op}: {what} must lie in [0, {n}), got values in [{lo}, {hi}]")
 
 
+def _check_same_dtype(op, input, **params):
+    """Refuse parameters of another dtype than ``input``, as PyTorch does (a float64 weight
+    would silently promote a float32 network's activations to float64)."""
+    for name, p in params.items():
+        if p is not None and getattr(p, "dtype", input.dtype) != input.dtype:
+            raise TypeError(f"{op}: {name} has dtype {p.dtype} but input has dtype "
+                            f"{input.dtype}; convert one of them (e.g. module.to(dtype))")
+
+
 def linear(input, weight, bias=None):
     """y = x W^T + b.
 
@@ -38,6 +47,7 @@ def linear(input, weight, bias=None):
     """
     _check_tensor(input, "linear")
     _check_tensor(weight, "linear", "weight")
+    _check_same_dtype("linear", input, weight=weight, bias=bias)
     if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
         raise ValueError(
             f"linear: input of shape {tuple(input.shape)} does not match weight of shape "

@@ -6,6 +6,7 @@ from logits never form a probability first (log_softmax, softplus), so logits of
 give finite values and gradients.
 """
 import math
+import warnings
 
 from .. import backend as B
 from ..tensor import Tensor
@@ -66,6 +67,17 @@ def _check_broadcast(a_shape, b_shape, op, a_name="input", b_name="target"):
         raise ValueError(
             f"{op}: {a_name} of shape {tuple(a_shape)} and {b_name} of shape "
             f"{tuple(b_shape)} do not broadcast") from None
+
+
+def _warn_if_target_broadcasts(input_shape, target_shape, op):
+    """PyTorch's warning for pointwise regression losses: a target of a different shape is
+    broadcast, and (N, 1) against (N,) silently becomes an (N, N) loss, almost never meant."""
+    if tuple(input_shape) != tuple(target_shape):
+        warnings.warn(
+            f"{op}: target of shape {tuple(target_shape)} differs from input of shape "
+            f"{tuple(input_shape)}; they are broadcast to "
+            f"{B.numpy.broadcast_shapes(tuple(input_shape), tuple(target_shape))}, which is "
+            "likely wrong: give both the same shape", UserWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- class targets
@@ -235,6 +247,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     _check_tensor(input, op)
     target = _as_tensor(target, input)
     _check_broadcast(input.shape, target.shape, op)
+    _warn_if_target_broadcasts(input.shape, target.shape, op)
     diff = input - target
     return _pointwise_weighted(diff * diff, weight, reduction, input, op)
 
@@ -246,6 +259,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     _check_tensor(input, op)
     target = _as_tensor(target, input)
     _check_broadcast(input.shape, target.shape, op)
+    _warn_if_target_broadcasts(input.shape, target.shape, op)
     return _pointwise_weighted(ew.abs(input - target), weight, reduction, input, op)
 
 

@@ -8,6 +8,7 @@ from ..tensor import no_grad
 from ..ops import elementwise as ew
 from ..ops.normalization import Normalize
 from .activations import _check_tensor
+from .layers import _check_same_dtype
 
 __all__ = ["layer_norm", "group_norm", "batch_norm"]
 
@@ -41,6 +42,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     :return: same shape as input
     """
     _check_tensor(input, "layer_norm")
+    _check_same_dtype("layer_norm", input, weight=weight, bias=bias)
     normalized_shape = ((normalized_shape,) if isinstance(normalized_shape, int)
                         else tuple(normalized_shape))
     k = len(normalized_shape)

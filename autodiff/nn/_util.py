@@ -1,8 +1,10 @@
-"""Helpers shared by the layers: dtype defaults, tuples, input-shape errors."""
+"""Helpers shared by the layers: dtype defaults, tuples, size arguments, input-shape errors."""
+import numbers
+
 from .. import backend as B
 from ..tensor import Tensor
 
-__all__ = ["float_dtype", "empty", "ntuple", "check_input", "describe"]
+__all__ = ["float_dtype", "empty", "ntuple", "size_arg", "check_input", "describe"]
 
 
 def float_dtype(dtype):
@@ -15,13 +17,27 @@ def empty(*shape, dtype=None):
     return B.xp.zeros(shape, dtype=float_dtype(dtype))
 
 
+def size_arg(value, owner, name, minimum=0):
+    """``value`` as an int for a size/count argument of ``owner``, refusing what PyTorch
+    refuses (a str such as ``'2'``, a float, a bool) by name instead of converting it;
+    a value below ``minimum`` is a ValueError (``minimum=None``: the caller checks the range)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int, got {value!r} "
+                        f"({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
 def ntuple(value, n, what):
     """An int or a sequence of n ints as a tuple of n ints (``kernel_size=3`` -> (3, 3))."""
+    owner, _, name = what.rpartition(": ")
     if isinstance(value, (tuple, list)):
         if len(value) != n:
             raise ValueError(f"{what} must be an int or {n} ints, got {value!r}")
-        return tuple(int(v) for v in value)
-    return (int(value),) * n
+        return tuple(size_arg(v, owner or what, name or what) for v in value)
+    return (size_arg(value, owner or what, name or what),) * n
 
 
 def describe(x):

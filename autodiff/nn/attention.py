@@ -21,7 +21,7 @@ from .. import backend as B
 from .. import functional as F
 from ..tensor import Tensor
 from . import init
-from ._util import empty, check_input
+from ._util import empty, check_input, size_arg
 from .linear import Linear
 from .module import Module, Parameter
 
@@ -62,6 +62,9 @@ class MultiheadAttention(Module):
                  add_zero_attn=False, kdim=None, vdim=None, batch_first=False, device=None,
                  dtype=None, generator=None):
         super().__init__()
+        # Types first; the ranges just below, with PyTorch's message.
+        embed_dim = size_arg(embed_dim, "MultiheadAttention", "embed_dim", minimum=None)
+        num_heads = size_arg(num_heads, "MultiheadAttention", "num_heads", minimum=None)
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"MultiheadAttention: embed_dim ({embed_dim}) and num_heads "
                              f"({num_heads}) must be positive")
@@ -71,11 +74,13 @@ class MultiheadAttention(Module):
         if add_bias_kv or add_zero_attn:
             raise NotImplementedError("MultiheadAttention: add_bias_kv and add_zero_attn are "
                                       "not supported")
-        self.embed_dim = int(embed_dim)
-        self.kdim = int(kdim) if kdim is not None else self.embed_dim
-        self.vdim = int(vdim) if vdim is not None else self.embed_dim
+        self.embed_dim = size_arg(embed_dim, "MultiheadAttention", "embed_dim", 1)
+        self.kdim = (size_arg(kdim, "MultiheadAttention", "kdim", 1) if kdim is not None
+                     else self.embed_dim)
+        self.vdim = (size_arg(vdim, "MultiheadAttention", "vdim", 1) if vdim is not None
+                     else self.embed_dim)
         self._qkv_same_embed_dim = self.kdim == self.embed_dim and self.vdim == self.embed_dim
-        self.num_heads = int(num_heads)
+        self.num_heads = size_arg(num_heads, "MultiheadAttention", "num_heads", 1)
         self.dropout = dropout
         self.batch_first = batch_first
         self.head_dim = self.embed_dim // self.num_heads

@@ -15,7 +15,7 @@ import math
 from .. import functional as F
 from ..ops import shape as sh
 from . import init
-from ._util import empty, ntuple, check_input
+from ._util import empty, ntuple, check_input, size_arg
 from .module import Module, Parameter
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
@@ -44,7 +44,8 @@ class _ConvNd(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got "
                              f"{padding_mode!r}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.in_channels = size_arg(in_channels, type(self).__name__, "in_channels", 1)
+        self.out_channels = size_arg(out_channels, type(self).__name__, "out_channels", 1)
         self.kernel_size = ntuple(kernel_size, n, f"{name}: kernel_size")
         self.stride = ntuple(stride, n, f"{name}: stride")
         if isinstance(padding, str):
@@ -58,7 +59,7 @@ class _ConvNd(Module):
             self.padding = ntuple(padding, n, f"{name}: padding")
         self.dilation = ntuple(dilation, n, f"{name}: dilation")
         self.output_padding = ntuple(output_padding, n, f"{name}: output_padding")
-        self.groups = int(groups)
+        self.groups = size_arg(groups, type(self).__name__, "groups", 1)
         self.padding_mode = padding_mode
         self.transposed = self._transposed
         if self._transposed:

@@ -1,7 +1,7 @@
 """Embedding (``torch.nn.Embedding``): a lookup table of learned vectors."""
 from .. import functional as F
 from . import init
-from ._util import empty, check_input
+from ._util import empty, check_input, size_arg
 from .module import Module, Parameter
 
 __all__ = ["Embedding"]
@@ -23,8 +23,8 @@ class Embedding(Module):
         if max_norm is not None or scale_grad_by_freq or sparse:
             raise NotImplementedError(
                 "Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
-        self.num_embeddings = int(num_embeddings)
-        self.embedding_dim = int(embedding_dim)
+        self.num_embeddings = size_arg(num_embeddings, "Embedding", "num_embeddings")
+        self.embedding_dim = size_arg(embedding_dim, "Embedding", "embedding_dim")
         if padding_idx is not None:
             if not -self.num_embeddings <= padding_idx < self.num_embeddings:
                 raise ValueError(

@@ -4,7 +4,7 @@ import math
 from .. import functional as F
 from ..ops import shape as sh
 from . import init
-from ._util import empty, check_input
+from ._util import empty, check_input, size_arg
 from .module import Module, Parameter
 
 __all__ = ["Identity", "Linear", "Flatten", "Unflatten"]
@@ -33,8 +33,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
                  generator=None):
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = size_arg(in_features, "Linear", "in_features")
+        self.out_features = size_arg(out_features, "Linear", "out_features")
         self.weight = Parameter(empty(self.out_features, self.in_features, dtype=dtype))
         if bias:
             self.bias = Parameter(empty(self.out_features, dtype=dtype))

@@ -14,7 +14,7 @@ from .. import backend as B
 from .. import functional as F
 from ..tensor import Tensor
 from . import init
-from ._util import empty, float_dtype, check_input
+from ._util import empty, float_dtype, check_input, size_arg
 from .module import Module, Parameter
 
 __all__ = ["LayerNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d"]
@@ -47,7 +47,8 @@ class LayerNorm(Module):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = tuple(size_arg(s, "LayerNorm", "normalized_shape")
+                                      for s in normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
@@ -92,11 +93,13 @@ class GroupNorm(Module):
     def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
                  dtype=None, *, bias=True):
         super().__init__()
+        num_groups = size_arg(num_groups, "GroupNorm", "num_groups", minimum=None)  # range below
+        num_channels = size_arg(num_channels, "GroupNorm", "num_channels")
         if num_groups <= 0 or num_channels % num_groups != 0:
             raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
                              f"num_groups ({num_groups}), a positive integer")
-        self.num_groups = int(num_groups)
-        self.num_channels = int(num_channels)
+        self.num_groups = size_arg(num_groups, "GroupNorm", "num_groups", 1)
+        self.num_channels = size_arg(num_channels, "GroupNorm", "num_channels")
         self.eps = eps
         self.affine = affine
         _affine_parameters(self, self.num_channels, affine, bias, dtype)
@@ -127,7 +130,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
-        self.num_features = int(num_features)
+        self.num_features = size_arg(num_features, type(self).__name__, "num_features")
         self.eps = eps
         self.momentum = momentum
         self.affine = affine

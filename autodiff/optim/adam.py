@@ -1,7 +1,7 @@
 """Adam (Kingma & Ba, 2015) and AdamW (Loshchilov & Hutter, 2019), PyTorch's exact rules."""
 from .. import backend as B
 from ..tensor import _make, no_grad
-from .optimizer import Optimizer, bump_version
+from .optimizer import Optimizer, bump_version, check_hyperparameters
 
 __all__ = ["Adam", "AdamW"]
 
@@ -51,6 +51,10 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
         name = type(self).__name__
+        check_hyperparameters(name, lr=lr, eps=eps, weight_decay=weight_decay)
+        if not isinstance(betas, (tuple, list)):
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        check_hyperparameters(name, **{f"betas[{i}]": b for i, b in enumerate(betas)})
         if not 0.0 <= lr:
             raise ValueError(f"{name}: invalid learning rate: {lr}")
         if not 0.0 <= eps:

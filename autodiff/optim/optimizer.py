@@ -33,6 +33,17 @@ class _Required:
 required = _Required()
 
 
+def check_hyperparameters(owner, **values):
+    """Each value must be a real number (not a str, None or bool): a TypeError naming
+    ``owner``, the argument and the value, before the range checks (PyTorch's messages)
+    compare it and fail with ``'<=' not supported between 'float' and 'str'``."""
+    import numbers
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{owner}: {name} must be a real number, got {value!r} "
+                            f"({type(value).__name__})")
+
+
 def bump_version(p):
     """Record that ``p.data`` was changed in place (the engine's in-place check reads it)."""
     p._version += 1

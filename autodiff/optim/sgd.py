@@ -1,7 +1,7 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay."""
 from .. import backend as B
 from ..tensor import _make, no_grad
-from .optimizer import Optimizer, bump_version
+from .optimizer import Optimizer, bump_version, check_hyperparameters
 
 __all__ = ["SGD"]
 
@@ -31,11 +31,12 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False):
-        if lr < 0.0:
+        check_hyperparameters("SGD", lr=lr, momentum=momentum, weight_decay=weight_decay)
+        if not lr >= 0.0:   # also NaN
             raise ValueError(f"SGD: invalid learning rate: {lr}")
-        if momentum < 0.0:
+        if not momentum >= 0.0:
             raise ValueError(f"SGD: invalid momentum value: {momentum}")
-        if weight_decay < 0.0:
+        if not weight_decay >= 0.0:
             raise ValueError(f"SGD: invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(

@@ -1,0 +1,85 @@
+"""Bad input to the engine's constructors and functions gets a clear error naming the
+function, the argument and the value (PyTorch's checks are the floor), or, where PyTorch
+warns, a warning naming both shapes. Each case below was accepted silently or failed
+with a message naming neither before issue 8."""
+import warnings
+
+import numpy as np  # host-side: test data
+import pytest
+
+import autodiff
+import autodiff.functional as F
+from autodiff import nn, optim
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: nn.Linear("2", 3), ["Linear", "in_features", "'2'", "str"]),
+    (lambda: nn.Linear(2, 3.0), ["Linear", "out_features", "3.0", "float"]),
+    (lambda: nn.Linear(True, 3), ["Linear", "in_features", "True"]),
+    (lambda: nn.Conv2d(1, 2, "3"), ["Conv2d", "kernel_size", "'3'"]),
+    (lambda: nn.Conv2d(1, 2, (3, 2.5)), ["Conv2d", "kernel_size", "2.5"]),
+    (lambda: nn.Embedding(10.0, 3), ["Embedding", "num_embeddings", "10.0"]),
+    (lambda: nn.LayerNorm(["4"]), ["LayerNorm", "normalized_shape", "'4'"]),
+    (lambda: nn.GroupNorm("2", 4), ["GroupNorm", "num_groups", "'2'"]),
+    (lambda: nn.BatchNorm1d(None), ["BatchNorm1d", "num_features", "None"]),
+    (lambda: nn.MultiheadAttention(8, "2"), ["MultiheadAttention", "num_heads", "'2'"]),
+    (lambda: optim.Adam(nn.Linear(2, 3).parameters(), lr="0.01"), ["Adam", "lr", "'0.01'"]),
+    (lambda: optim.AdamW(nn.Linear(2, 3).parameters(), betas=(0.9, "0.99")),
+     ["AdamW", "betas[1]", "'0.99'"]),
+    (lambda: optim.SGD(nn.Linear(2, 3).parameters(), lr=None), ["SGD", "lr", "None"]),
+    (lambda: optim.SGD(nn.Linear(2, 3).parameters(), lr=0.1, momentum="0.9"),
+     ["SGD", "momentum", "'0.9'"]),
+])
+def test_wrong_type_is_a_type_error_naming_owner_argument_and_value(make, words):
+    with pytest.raises(TypeError) as info:
+        make()
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_negative_sizes_and_nan_rates_are_value_errors():
+    with pytest.raises(ValueError, match="Linear: out_features must be >= 0, got -3"):
+        nn.Linear(2, -3)
+    with pytest.raises(ValueError, match="SGD: invalid learning rate: nan"):
+        optim.SGD(nn.Linear(2, 3).parameters(), lr=float("nan"))
+
+
+def test_integer_like_sizes_are_still_accepted():
+    layer = nn.Linear(np.int64(2), 3)
+    assert layer.in_features == 2 and type(layer.in_features) is int
+    assert nn.Conv2d(1, 2, (np.int32(3), 3)).kernel_size == (3, 3)
+
+
+@pytest.mark.parametrize("loss", [F.mse_loss, F.l1_loss])
+def test_regression_loss_warns_when_the_target_broadcasts(loss):
+    """(N, 1) against (N,) becomes an (N, N) loss: PyTorch warns, naming both shapes."""
+    x, y = autodiff.randn(5, 1), autodiff.randn(5)
+    with pytest.warns(UserWarning, match=r"target of shape \(5,\) differs from input of shape "
+                                         r"\(5, 1\).*broadcast to \(5, 5\)"):
+        out = loss(x, y, reduction="none")
+    assert out.shape == (5, 5)   # still computed as broadcast, as PyTorch does
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # same shapes: no warning
+        loss(x, autodiff.randn(5, 1))
+
+
+@pytest.mark.parametrize("fn, args", [
+    (F.linear, lambda x32: (x32, autodiff.randn(3, 4))),
+    (F.linear, lambda x32: (x32, autodiff.randn(3, 4).float(), autodiff.randn(3))),
+    (F.layer_norm, lambda x32: (x32, (4,), autodiff.randn(4))),
+    (F.layer_norm, lambda x32: (x32, (4,), None, autodiff.randn(4))),
+])
+def test_float64_parameter_with_float32_input_is_refused(fn, args):
+    """PyTorch refuses mixed dtypes here; promoting would make a float32 network float64."""
+    x32 = autodiff.randn(2, 4).float()
+    with pytest.raises(TypeError, match=r"(weight|bias) has dtype float64 but input has dtype "
+                                        r"float32"):
+        fn(*args(x32))
+    assert autodiff.get_default_dtype() == np.float64   # the parameters above were float64
+
+
+def test_same_dtype_linear_and_layer_norm_still_work():
+    x = autodiff.randn(2, 4).float()
+    w = autodiff.randn(3, 4).float()
+    assert F.linear(x, w).dtype == np.float32
+    assert F.layer_norm(x, (4,), autodiff.ones(4).float()).dtype == np.float32
