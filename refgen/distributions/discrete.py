@@ -38,12 +38,18 @@ class Bernoulli(Distribution):
     log p(x) = x log sigma(l) + (1 - x) log sigma(-l),   log sigma(l) = -softplus(-l)
     (for x in {0, 1} this is -softplus(-l) or -softplus(l): finite for any finite l).
     entropy = -(p log sigma(l) + (1 - p) log sigma(-l)).
+
+    ``log_prob`` refuses values outside {0, 1} (as PyTorch's ``validate_args``); with
+    ``validate_args=False`` it evaluates the same formula for x in [0, 1], the binary
+    cross-entropy against grey values that is not a normalised density (checking costs one
+    host round trip per call on the GPU).
     """
 
     support_is_discrete = True
 
-    def __init__(self, probs=None, logits=None):
+    def __init__(self, probs=None, logits=None, validate_args=True):
         self.logits = _logits_from(probs, logits, "Bernoulli", is_binary=True)
+        self.validate_args = bool(validate_args)
         super().__init__(self.logits.shape)
 
     @property
@@ -62,6 +68,14 @@ class Bernoulli(Distribution):
         value = self._value(value, self.logits.dtype)
         if value.dtype.kind != "f":
             value = value.double() if self.logits.dtype == autodiff.float64 else value.float()
+        xp = autodiff.backend.xp
+        outside = (value.data != 0) & (value.data != 1)
+        if self.validate_args and bool(outside.any()):   # host-side: one bool
+            bad = value.data[outside].ravel()[0]
+            raise ValueError(
+                f"Bernoulli.log_prob: value must be 0 or 1, got {float(bad)!r} "
+                f"({int(xp.count_nonzero(outside))} of {value.data.size} entries outside "
+                "{0, 1}); for grey values in [0, 1] pass validate_args=False")
         return value * F.logsigmoid(self.logits) + (1.0 - value) * F.logsigmoid(-self.logits)
 
     def sample(self, sample_shape=(), generator=None):
