@@ -285,3 +285,29 @@ def test_generator_ema_averages_after_each_generator_update():
     np.testing.assert_allclose(model.sample(3, autodiff.Generator(2)).numpy(),
                                model.generator_ema(z).numpy(), rtol=1e-13)
     assert "generator_ema" in model.modules()
+
+
+def test_class_accuracy_counts_the_classifiers_agreement_per_class():
+    """With a 'classifier' that reads the label back from the generator's input (a fake
+    that knows the answer), every class scores 1; one that always says 0 scores 1/K."""
+    model, _ = _build(gan, "digits", conditional=True)
+    model.generator.eval()
+    seen = []
+    real_forward = model.generator.forward
+
+    def forward(z, c=None):
+        seen.append(c.numpy().copy())
+        return real_forward(z, c)
+    model.generator.forward = forward
+    oracle = iter(seen)
+
+    def knows(x):
+        labels = next(oracle)
+        return autodiff.tensor(np.eye(10)[labels])
+    r = model.class_accuracy(knows, per_class=5)
+    assert r["class_accuracy"] == 1.0 and r["per_class"] == [1.0] * 10
+    r = model.class_accuracy(lambda x: autodiff.tensor(np.eye(10)[[0] * x.shape[0]]),
+                             per_class=5)
+    assert r["per_class"] == [1.0] + [0.0] * 9 and r["class_accuracy"] == 0.1
+    numbers = model.evaluate(None)
+    assert set(numbers) == {"class_accuracy", "class_accuracy_min"}
