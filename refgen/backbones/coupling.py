@@ -24,16 +24,11 @@ features (channels): s and t.
 from autodiff import nn
 
 from .mlp import MLP, make_activation
-from .resnet import PreActResBlock, make_norm, _check_image, _check_channels
+from ._checks import check_image, check_positive_ints
+from .init import zero_module_
+from .resnet import PreActResBlock, make_norm
 
 __all__ = ["CouplingMLP", "CouplingResNet", "zero_module_"]
-
-
-def zero_module_(module):
-    """Set every parameter of ``module`` to zero in place; returns it."""
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
 
 
 class CouplingMLP(MLP):
@@ -65,7 +60,7 @@ class CouplingResNet(nn.Module):
     def __init__(self, in_channels, out_channels, hidden_channels=64, blocks=2, norm="group",
                  activation="relu", num_groups=8, generator=None):
         super().__init__()
-        _check_channels("CouplingResNet", in_channels=in_channels, out_channels=out_channels,
+        check_positive_ints("CouplingResNet", in_channels=in_channels, out_channels=out_channels,
                         hidden_channels=hidden_channels)
         if not isinstance(blocks, int) or blocks < 0:
             raise ValueError(f"CouplingResNet: blocks must be a non-negative int, got {blocks!r}")
@@ -80,6 +75,6 @@ class CouplingResNet(nn.Module):
 
     def forward(self, x):
         """x (N, in_channels, H, W) -> (N, out_channels, H, W)."""
-        _check_image(x, f"CouplingResNet(in_channels={self.in_channels})", self.in_channels)
+        check_image(x, f"CouplingResNet(in_channels={self.in_channels})", self.in_channels)
         h = self.blocks(self.stem(x))
         return self.conv_out(self.act(self.norm(h)))

@@ -40,6 +40,7 @@ Image sizes: ``image_size = s0 * 2**k`` with 3 <= s0 <= 7 and k >= 1 (28 = 7 * 4
 from autodiff import nn, Tensor
 from autodiff import functional as F
 
+from ._checks import check_image, check_positive_ints
 from .mlp import make_activation
 from .spectral_norm import spectral_norm as _spectral_norm
 
@@ -78,25 +79,8 @@ def base_size(image_size):
     return s, k
 
 
-def _check_image(x, who, channels, size=None):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{who}: input must be a Tensor, got {type(x).__name__}")
-    ok = x.ndim == 4 and x.shape[1] == channels
-    if size is not None:
-        ok = ok and tuple(x.shape[2:]) == (size, size)
-    if not ok:
-        want = f"(N, {channels}, {size}, {size})" if size is not None else f"(N, {channels}, H, W)"
-        raise ValueError(f"{who}: input must be {want}, got shape {tuple(x.shape)}")
-
-
 def _sn(module, enabled):
     return _spectral_norm(module) if enabled else module
-
-
-def _check_channels(who, **values):
-    for name, v in values.items():
-        if not isinstance(v, int) or v <= 0:
-            raise ValueError(f"{who}: {name} must be a positive int, got {v!r}")
 
 
 class PreActResBlock(nn.Module):
@@ -116,7 +100,7 @@ class PreActResBlock(nn.Module):
                  activation="relu", downsample="avg", num_groups=32, negative_slope=None,
                  spectral_norm=False, generator=None):
         super().__init__()
-        _check_channels("PreActResBlock", in_channels=in_channels, out_channels=out_channels)
+        check_positive_ints("PreActResBlock", in_channels=in_channels, out_channels=out_channels)
         if resample not in (None, "up", "down"):
             raise ValueError(f"PreActResBlock: unknown resample {resample!r}; known: None, "
                              f"'up', 'down'")
@@ -144,7 +128,7 @@ class PreActResBlock(nn.Module):
 
     def forward(self, x):
         """x (N, in_channels, H, W) -> (N, out_channels, H', W')."""
-        _check_image(x, f"PreActResBlock(in_channels={self.in_channels})", self.in_channels)
+        check_image(x, f"PreActResBlock(in_channels={self.in_channels})", self.in_channels)
         avg_down = self.resample == "down" and self.downsample == "avg"
         h = self.act(self.norm1(x))
         if self.resample == "up":
@@ -182,7 +166,7 @@ class ResNet(nn.Module):
                  spectral_norm=False, generator=None):
         super().__init__()
         widths = tuple(widths)
-        _check_channels("ResNet", in_channels=in_channels, blocks_per_stage=blocks_per_stage,
+        check_positive_ints("ResNet", in_channels=in_channels, blocks_per_stage=blocks_per_stage,
                         **{f"widths[{i}]": w for i, w in enumerate(widths)})
         if not widths:
             raise ValueError("ResNet: widths must hold at least one stage width")
@@ -205,7 +189,7 @@ class ResNet(nn.Module):
 
     def forward(self, x):
         """x (N, in_channels, H, W) -> (N, num_classes) or (N, widths[-1])."""
-        _check_image(x, f"ResNet(in_channels={self.in_channels})", self.in_channels)
+        check_image(x, f"ResNet(in_channels={self.in_channels})", self.in_channels)
         h = self.act(self.norm(self.blocks(self.stem(x))))
         h = h.mean(dim=(2, 3))
         return h if self.fc is None else self.fc(h)
@@ -221,7 +205,7 @@ class ResNetGenerator(nn.Module):
     def __init__(self, z_dim=128, out_channels=3, image_size=32, width=128, norm="batch",
                  activation="relu", num_groups=32, generator=None):
         super().__init__()
-        _check_channels("ResNetGenerator", z_dim=z_dim, out_channels=out_channels, width=width)
+        check_positive_ints("ResNetGenerator", z_dim=z_dim, out_channels=out_channels, width=width)
         self.s0, k = base_size(image_size)
         self.z_dim, self.image_size, self.width = z_dim, image_size, width
         self.fc = nn.Linear(z_dim, width * self.s0 * self.s0, generator=generator)
@@ -254,7 +238,7 @@ class ResNetCritic(nn.Module):
     def __init__(self, in_channels=3, image_size=32, width=128, norm="none", activation="relu",
                  downsample="avg", num_groups=32, spectral_norm=False, generator=None):
         super().__init__()
-        _check_channels("ResNetCritic", in_channels=in_channels, width=width)
+        check_positive_ints("ResNetCritic", in_channels=in_channels, width=width)
         _, k = base_size(image_size)
         self.in_channels, self.image_size = in_channels, image_size
         self.stem = _sn(nn.Conv2d(in_channels, width, 3, padding=1, generator=generator),
@@ -269,7 +253,7 @@ class ResNetCritic(nn.Module):
 
     def forward(self, x):
         """x (N, in_channels, image_size, image_size) -> (N,)."""
-        _check_image(x, f"ResNetCritic(in_channels={self.in_channels}, "
+        check_image(x, f"ResNetCritic(in_channels={self.in_channels}, "
                         f"image_size={self.image_size})", self.in_channels, self.image_size)
         h = self.act(self.blocks(self.stem(x))).mean(dim=(2, 3))
         return self.fc(h).reshape(x.shape[0])
@@ -310,7 +294,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim=100, channels=3, base_width=64, image_size=64, norm="batch",
                  init=True, generator=None):
         super().__init__()
-        _check_channels("DCGANGenerator", z_dim=z_dim, channels=channels, base_width=base_width)
+        check_positive_ints("DCGANGenerator", z_dim=z_dim, channels=channels, base_width=base_width)
         bn = _dcgan_norm(norm, "DCGANGenerator")
         s0, k = base_size(image_size)
         self.z_dim, self.channels, self.image_size = z_dim, channels, image_size
@@ -353,7 +337,7 @@ class DCGANDiscriminator(nn.Module):
     def __init__(self, channels=3, base_width=64, image_size=64, norm="batch",
                  spectral_norm=False, negative_slope=0.2, init=True, generator=None):
         super().__init__()
-        _check_channels("DCGANDiscriminator", channels=channels, base_width=base_width)
+        check_positive_ints("DCGANDiscriminator", channels=channels, base_width=base_width)
         bn = _dcgan_norm(norm, "DCGANDiscriminator")
         s0, k = base_size(image_size)
         self.channels, self.image_size = channels, image_size
@@ -376,6 +360,6 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x):
         """x (N, channels, image_size, image_size) -> (N,) logits."""
-        _check_image(x, f"DCGANDiscriminator(channels={self.channels}, "
+        check_image(x, f"DCGANDiscriminator(channels={self.channels}, "
                         f"image_size={self.image_size})", self.channels, self.image_size)
         return self.main(x).reshape(x.shape[0])

@@ -41,6 +41,8 @@ import autodiff.functional as F
 from autodiff import backend as B
 from autodiff import nn
 
+from ._checks import (check_divisible, check_known, check_padding_mask, check_positive_ints,
+                      check_sampling_options, check_sequence, check_tokens)
 from .embeddings import sinusoidal_positions   # Vaswani et al. 2017 sec. 3.5, interleaved
 
 __all__ = ["KVCache", "CausalSelfAttention", "MLP", "Block",
@@ -48,41 +50,6 @@ __all__ = ["KVCache", "CausalSelfAttention", "MLP", "Block",
            "TransformerEncoderDecoder"]
 
 POSITION_KINDS = ("learned", "sinusoidal")
-
-
-def _check_positions(kind, where):
-    if kind not in POSITION_KINDS:
-        raise ValueError(f"{where}: unknown positions {kind!r}; known: {', '.join(POSITION_KINDS)}")
-
-
-def _check_tokens(tokens, vocab_size, where, name="tokens"):
-    """tokens must be a 2-d integer Tensor/array with values in [0, vocab_size)."""
-    data = tokens.data if isinstance(tokens, autodiff.Tensor) else B.xp.asarray(tokens)
-    if data.ndim != 2 or data.dtype.kind not in "iu":
-        raise ValueError(f"{where}: {name} must be a 2-d integer array (B, T), got shape "
-                         f"{tuple(data.shape)} and dtype {data.dtype}")
-    if data.size and (int(data.min()) < 0 or int(data.max()) >= vocab_size):
-        raise ValueError(f"{where}: {name} must lie in [0, {vocab_size}), got values in "
-                         f"[{int(data.min())}, {int(data.max())}]")
-    return autodiff.Tensor(data.astype(B.numpy.int64))
-
-
-def _check_embeddings(x, dim, where, name):
-    if not isinstance(x, autodiff.Tensor):
-        raise TypeError(f"{where}: {name} must be a Tensor, got {type(x).__name__}")
-    if x.ndim != 3 or x.shape[-1] != dim:
-        raise ValueError(f"{where}: {name} must have shape (B, T, {dim}), got {tuple(x.shape)}")
-
-
-def _check_padding_mask(mask, batch, length, where, name):
-    """A boolean (B, T) mask, True at padding, as a backend array (or None)."""
-    if mask is None:
-        return None
-    data = mask.data if isinstance(mask, autodiff.Tensor) else B.xp.asarray(mask)
-    if data.dtype.kind != "b" or tuple(data.shape) != (batch, length):
-        raise ValueError(f"{where}: {name} must be a boolean array of shape ({batch}, {length}) "
-                         f"(True at padding), got shape {tuple(data.shape)} and dtype {data.dtype}")
-    return data
 
 
 def _gpt2_init(module, n_layer, generator):
@@ -136,9 +103,7 @@ class CausalSelfAttention(nn.Module):
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True, generator=None):
         super().__init__()
-        if n_embd % n_head:
-            raise ValueError(f"CausalSelfAttention: n_embd ({n_embd}) must be divisible by "
-                             f"n_head ({n_head})")
+        check_divisible("CausalSelfAttention", n_embd, "n_embd", n_head, "n_head")
         self.n_embd, self.n_head, self.head_dim = n_embd, n_head, n_embd // n_head
         self.dropout = dropout
         self.generator = generator
@@ -223,11 +188,9 @@ class TransformerDecoder(nn.Module):
                  dropout=0.0, bias=True, positions="learned", tie_weights=True,
                  gelu_approximate="none", layer_norm_eps=1e-5, generator=None):
         super().__init__()
-        _check_positions(positions, "TransformerDecoder")
-        for name, value in (("vocab_size", vocab_size), ("block_size", block_size),
-                            ("n_layer", n_layer), ("n_head", n_head), ("n_embd", n_embd)):
-            if int(value) <= 0:
-                raise ValueError(f"TransformerDecoder: {name} must be positive, got {value}")
+        check_known(positions, "TransformerDecoder", "positions", POSITION_KINDS)
+        check_positive_ints("TransformerDecoder", vocab_size=vocab_size, block_size=block_size,
+                            n_layer=n_layer, n_head=n_head, n_embd=n_embd)
         self.vocab_size, self.block_size = int(vocab_size), int(block_size)
         self.n_layer, self.n_head, self.n_embd = int(n_layer), int(n_head), int(n_embd)
         self.positions, self.tie_weights = positions, tie_weights
@@ -248,6 +211,13 @@ class TransformerDecoder(nn.Module):
     def new_cache(self):
         return KVCache(self.n_layer)
 
+    def _check_cache(self, cache):
+        if cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"TransformerDecoder: cache must be a KVCache, got {type(cache).__name__}")
+        if cache is not None and len(cache.layers) != self.n_layer:
+            raise ValueError(f"TransformerDecoder: cache has {len(cache.layers)} layers, the "
+                             f"model {self.n_layer}")
+
     def _position_codes(self, start, length, like):
         if start + length > self.block_size:
             raise ValueError(f"TransformerDecoder: positions {start}..{start + length - 1} exceed "
@@ -257,12 +227,8 @@ class TransformerDecoder(nn.Module):
         return sinusoidal_positions(start + length, self.n_embd, dtype=like.dtype)[start:]
 
     def forward_embeddings(self, x, cache=None):
-        _check_embeddings(x, self.n_embd, "TransformerDecoder.forward_embeddings", "x")
-        if cache is not None and not isinstance(cache, KVCache):
-            raise TypeError(f"TransformerDecoder: cache must be a KVCache, got {type(cache).__name__}")
-        if cache is not None and len(cache.layers) != self.n_layer:
-            raise ValueError(f"TransformerDecoder: cache has {len(cache.layers)} layers, the "
-                             f"model {self.n_layer}")
+        check_sequence(x, self.n_embd, "TransformerDecoder.forward_embeddings", "x")
+        self._check_cache(cache)
         start = cache.length if cache is not None else 0
         h = self.drop(x + self._position_codes(start, x.shape[1], x))    # (B, T, d)
         for i, block in enumerate(self.h):
@@ -272,7 +238,7 @@ class TransformerDecoder(nn.Module):
         return self.lm_head(self.ln_f(h))                                 # (B, T, V)
 
     def forward(self, tokens, cache=None):
-        tokens = _check_tokens(tokens, self.vocab_size, "TransformerDecoder")
+        tokens = check_tokens(tokens, self.vocab_size, "TransformerDecoder")
         return self.forward_embeddings(self.wte(tokens), cache)
 
     def generate(self, prompt, max_new_tokens, temperature=1.0, top_k=None, generator=None):
@@ -288,16 +254,10 @@ class TransformerDecoder(nn.Module):
         :param prompt: (B, T0) int64, T0 >= 1
         :return: (B, T0 + max_new_tokens) int64 Tensor
         """
-        tokens = _check_tokens(prompt, self.vocab_size, "TransformerDecoder.generate", "prompt")
+        tokens = check_tokens(prompt, self.vocab_size, "TransformerDecoder.generate", "prompt")
         if tokens.shape[1] == 0:
             raise ValueError("TransformerDecoder.generate: prompt must hold at least one token")
-        if temperature < 0:
-            raise ValueError(f"TransformerDecoder.generate: temperature must be >= 0, got {temperature}")
-        if int(max_new_tokens) != max_new_tokens or max_new_tokens < 0:
-            raise ValueError(f"TransformerDecoder.generate: max_new_tokens must be a "
-                             f"non-negative int, got {max_new_tokens!r}")
-        if top_k is not None and not 1 <= top_k:
-            raise ValueError(f"TransformerDecoder.generate: top_k must be >= 1, got {top_k}")
+        check_sampling_options("TransformerDecoder.generate", max_new_tokens, temperature, top_k)
         xp = B.xp
         gen = generator if generator is not None else B.default_generator()
         out = tokens.data
@@ -344,11 +304,12 @@ def _sample_next(logits, temperature, top_k, gen):
 
 
 # ---------------------------------------------------------------------------- encoder-decoder
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
 def _activation(name, where):
-    known = {"gelu": nn.GELU, "relu": nn.ReLU}
-    if name not in known:
-        raise ValueError(f"{where}: unknown activation {name!r}; known: {', '.join(known)}")
-    return known[name]()
+    check_known(name, where, "activation", tuple(_ACTIVATIONS))
+    return _ACTIVATIONS[name]()
 
 
 class TransformerEncoderLayer(nn.Module):
@@ -470,10 +431,8 @@ class TransformerEncoderDecoder(nn.Module):
                  activation="gelu", layer_norm_eps=1e-5, bias=True, positions="learned",
                  scale_embedding=False, tie_weights=False, generator=None):
         super().__init__()
-        _check_positions(positions, "TransformerEncoderDecoder")
-        if d_model % nhead:
-            raise ValueError(f"TransformerEncoderDecoder: d_model ({d_model}) must be divisible "
-                             f"by nhead ({nhead})")
+        check_known(positions, "TransformerEncoderDecoder", "positions", POSITION_KINDS)
+        check_divisible("TransformerEncoderDecoder", d_model, "d_model", nhead, "nhead")
         dim_feedforward = dim_feedforward or 4 * d_model
         self.src_vocab_size, self.tgt_vocab_size = int(src_vocab_size), int(tgt_vocab_size)
         self.max_len, self.d_model = int(max_len), int(d_model)
@@ -513,32 +472,32 @@ class TransformerEncoderDecoder(nn.Module):
     def encode_embeddings(self, src_emb, src_padding_mask=None):
         """src_emb (B, S, d) token embeddings -> memory (B, S, d)."""
         where = "TransformerEncoderDecoder.encode"
-        _check_embeddings(src_emb, self.d_model, where, "src embeddings")
-        mask = _check_padding_mask(src_padding_mask, src_emb.shape[0], src_emb.shape[1], where,
+        check_sequence(src_emb, self.d_model, where, "src embeddings")
+        mask = check_padding_mask(src_padding_mask, src_emb.shape[0], src_emb.shape[1], where,
                                    "src_padding_mask")
         return self.encoder(self._embed_positions(src_emb, "src"), mask)
 
     def decode_embeddings(self, tgt_emb, memory, src_padding_mask=None, tgt_padding_mask=None):
         """tgt_emb (B, T, d), memory (B, S, d) -> logits (B, T, V_tgt)."""
         where = "TransformerEncoderDecoder.decode"
-        _check_embeddings(tgt_emb, self.d_model, where, "tgt embeddings")
-        _check_embeddings(memory, self.d_model, where, "memory")
+        check_sequence(tgt_emb, self.d_model, where, "tgt embeddings")
+        check_sequence(memory, self.d_model, where, "memory")
         if memory.shape[0] != tgt_emb.shape[0]:
             raise ValueError(f"{where}: memory batch {memory.shape[0]} differs from target batch "
                              f"{tgt_emb.shape[0]}")
-        smask = _check_padding_mask(src_padding_mask, memory.shape[0], memory.shape[1], where,
+        smask = check_padding_mask(src_padding_mask, memory.shape[0], memory.shape[1], where,
                                     "src_padding_mask")
-        tmask = _check_padding_mask(tgt_padding_mask, tgt_emb.shape[0], tgt_emb.shape[1], where,
+        tmask = check_padding_mask(tgt_padding_mask, tgt_emb.shape[0], tgt_emb.shape[1], where,
                                     "tgt_padding_mask")
         h = self.decoder(self._embed_positions(tgt_emb, "tgt"), memory, tmask, smask)
         return self.lm_head(h)
 
     def encode(self, src, src_padding_mask=None):
-        src = _check_tokens(src, self.src_vocab_size, "TransformerEncoderDecoder", "src")
+        src = check_tokens(src, self.src_vocab_size, "TransformerEncoderDecoder", "src")
         return self.encode_embeddings(self.src_embed(src), src_padding_mask)
 
     def decode(self, tgt, memory, src_padding_mask=None, tgt_padding_mask=None):
-        tgt = _check_tokens(tgt, self.tgt_vocab_size, "TransformerEncoderDecoder", "tgt")
+        tgt = check_tokens(tgt, self.tgt_vocab_size, "TransformerEncoderDecoder", "tgt")
         return self.decode_embeddings(self.tgt_embed(tgt), memory, src_padding_mask,
                                       tgt_padding_mask)
 

@@ -32,24 +32,13 @@ import autodiff.functional as F
 from autodiff import backend as B
 from autodiff import nn
 
+from ._checks import check_embedding, check_even, check_image, check_known
 from .embeddings import timestep_embedding
+from .init import zero_module_
 
 __all__ = ["UNet", "ResBlock", "AttentionBlock", "Downsample", "Upsample", "EmbedSequential"]
 
 _QKV_ORDERS = ("heads_first", "qkv_first")
-
-
-def _check_image(x, channels, who):
-    if not isinstance(x, autodiff.Tensor):
-        raise TypeError(f"{who}: input must be a Tensor, got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"{who}: input must be (N, {channels}, H, W), got shape {tuple(x.shape)}")
-
-
-def _zero_(module):
-    for p in module.parameters():
-        nn.init.zeros_(p)
-    return module
 
 
 class Downsample(nn.Module):
@@ -72,9 +61,8 @@ class Downsample(nn.Module):
                              f"out_channels={out_channels} needs use_conv=True")
 
     def forward(self, x):
-        _check_image(x, self.channels, "Downsample")
-        if x.shape[2] % 2 or x.shape[3] % 2:
-            raise ValueError(f"Downsample: H and W must be even, got shape {tuple(x.shape)}")
+        check_image(x, "Downsample", self.channels)
+        check_even(x, "Downsample")
         return self.op(x) if self.use_conv else F.avg_pool2d(x, 2, 2)
 
     def extra_repr(self):
@@ -100,7 +88,7 @@ class Upsample(nn.Module):
                              f"out_channels={out_channels} needs use_conv=True")
 
     def forward(self, x):
-        _check_image(x, self.channels, "Upsample")
+        check_image(x, "Upsample", self.channels)
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         return self.conv(x) if self.use_conv else x
 
@@ -154,7 +142,7 @@ class ResBlock(nn.Module):
             nn.Conv2d(self.out_channels, self.out_channels, 3, padding=1, **kw),
         )
         if zero_init:
-            _zero_(self.out_layers[3])
+            zero_module_(self.out_layers[3])
         if self.out_channels == channels:
             self.skip_connection = nn.Identity()
         else:
@@ -168,13 +156,10 @@ class ResBlock(nn.Module):
         return x
 
     def forward(self, x, emb):
-        _check_image(x, self.channels, "ResBlock")
-        if not isinstance(emb, autodiff.Tensor) or emb.shape != (x.shape[0], self.emb_channels):
-            got = tuple(emb.shape) if isinstance(emb, autodiff.Tensor) else type(emb).__name__
-            raise ValueError(f"ResBlock: emb must be (N, {self.emb_channels}) with N = "
-                             f"{x.shape[0]} as x, got {got}")
-        if self.down and (x.shape[2] % 2 or x.shape[3] % 2):
-            raise ValueError(f"ResBlock(down=True): H and W must be even, got {tuple(x.shape)}")
+        check_image(x, "ResBlock", self.channels)
+        check_embedding(emb, "ResBlock", x.shape[0], self.emb_channels)
+        if self.down:
+            check_even(x, "ResBlock(down=True)")
         norm, act, conv = self.in_layers
         h = act(norm(x))
         h = conv(self._resample(h))     # resample before the conv: the conv runs at the new size
@@ -216,9 +201,7 @@ class AttentionBlock(nn.Module):
         if num_heads <= 0 or channels % num_heads:
             raise ValueError(f"AttentionBlock: channels ({channels}) must be divisible by "
                              f"num_heads ({num_heads})")
-        if qkv_order not in _QKV_ORDERS:
-            raise ValueError(f"AttentionBlock: unknown qkv_order {qkv_order!r}; known: "
-                             f"{', '.join(_QKV_ORDERS)}")
+        check_known(qkv_order, "AttentionBlock", "qkv_order", _QKV_ORDERS)
         self.channels = channels
         self.num_heads = num_heads
         self.qkv_order = qkv_order
@@ -227,10 +210,10 @@ class AttentionBlock(nn.Module):
         self.qkv = nn.Conv1d(channels, 3 * channels, 1, **kw)
         self.proj_out = nn.Conv1d(channels, channels, 1, **kw)
         if zero_init:
-            _zero_(self.proj_out)
+            zero_module_(self.proj_out)
 
     def forward(self, x):
-        _check_image(x, self.channels, "AttentionBlock")
+        check_image(x, "AttentionBlock", self.channels)
         n, c, hgt, wid = x.shape
         heads, d = self.num_heads, c // self.num_heads
         flat = x.reshape(n, c, hgt * wid)                                 # (N, C, T)
@@ -417,7 +400,7 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(num_groups, ch, dtype=dtype), nn.SiLU(),
                                  nn.Conv2d(ch, self.out_channels, 3, padding=1, **kw))
         if zero_init_out:
-            _zero_(self.out[2])
+            zero_module_(self.out[2])
 
     @property
     def null_class(self):
@@ -426,7 +409,7 @@ class UNet(nn.Module):
 
     # ------------------------------------------------------------------ input checks
     def _check_x(self, x):
-        _check_image(x, self.in_channels, "UNet")
+        check_image(x, "UNet", self.in_channels)
         hgt, wid = x.shape[2], x.shape[3]
         factor = 2 ** (len(self.channel_mult) - 1)
         if hgt % factor or wid % factor:
