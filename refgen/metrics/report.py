@@ -31,9 +31,9 @@ from autodiff import backend as B
 
 from .extractors import EXTRACTORS, MNISTClassifierNotFoundError, get_extractor
 from .fid import METHODS, fid_from_features
-from .inception_score import inception_score
-from .kid import kid
-from .precision_recall import density_coverage, precision_recall
+from ._inception_score import inception_score
+from ._kid import kid
+from ._precision_recall import density_coverage, precision_recall
 
 __all__ = ["SAMPLE_METRICS", "evaluate_samples", "format_report", "choose_extractor",
            "parse_metric_names"]
