@@ -1,6 +1,6 @@
 """Adam (Kingma & Ba, 2015) and AdamW (Loshchilov & Hutter, 2019), PyTorch's exact rules."""
 from .. import backend as B
-from ..tensor import _make, no_grad
+from ..tensor import _make
 from .optimizer import Optimizer, bump_version, check_hyperparameters
 
 __all__ = ["Adam", "AdamW"]
@@ -72,14 +72,6 @@ class Adam(Optimizer):
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
-        loss = self._run_closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
-
     def _init_state(self, p, amsgrad):
         xp = B.xp
         state = {"step": 0,
@@ -102,16 +94,11 @@ class Adam(Optimizer):
             state = self.state.get(p) or self._init_state(p, amsgrad)
             if amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on later
                 state["max_exp_avg_sq"] = _make(xp.zeros_like(p.data), False, None)
-            g = p.grad.data
+            # slot 1 for g: slot 0 is the work array of the moment updates below
+            g = self._penalised_grad(p, 0 if decoupled else weight_decay, maximize, slot=1)
             tmp = self._scratch(g, 0)
-            if maximize:
-                g = xp.negative(g, out=self._scratch(g, 1))
-            if weight_decay != 0:
-                if decoupled:
-                    p.data *= 1 - lr * weight_decay
-                else:  # g + weight_decay * p, into a work array (the .grad stays as it is)
-                    xp.multiply(p.data, weight_decay, out=tmp)
-                    g = xp.add(g, tmp, out=self._scratch(g, 1))
+            if decoupled and weight_decay != 0:
+                p.data *= 1 - lr * weight_decay
             state["step"] += 1
             t = state["step"]
             m, v = state["exp_avg"].data, state["exp_avg_sq"].data

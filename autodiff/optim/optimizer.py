@@ -18,7 +18,7 @@ version counter, so a graph recorded before ``step()`` and backpropagated after 
 the engine's in-place error instead of silently mixing old and new values.
 """
 from .. import backend as B
-from ..tensor import Tensor, _make, enable_grad
+from ..tensor import Tensor, _make, enable_grad, no_grad
 
 __all__ = ["Optimizer", "required"]
 
@@ -207,8 +207,30 @@ class Optimizer:
         with enable_grad():
             return closure()
 
-    def step(self, closure=None):  # pragma: no cover - interface
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient; returns ``closure()``'s loss.
+        The update rule is the subclass's ``_update_group(group)``, run without recording."""
+        loss = self._run_closure(closure)
+        with no_grad():
+            for group in self.param_groups:
+                self._update_group(group)
+        return loss
+
+    def _update_group(self, group):  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _penalised_grad(self, p, weight_decay, maximize, slot):
+        """The gradient the rule follows, g = (-1 if maximize) * p.grad + weight_decay * p
+        (the L2 penalty's gradient), as a raw array: ``p.grad`` itself when nothing changes
+        it, else scratch ``slot`` (the other of slots 0 and 1 holds weight_decay * p)."""
+        xp = B.xp
+        g = p.grad.data
+        if maximize:
+            g = xp.negative(g, out=self._scratch(g, slot))
+        if weight_decay != 0:
+            wd_p = xp.multiply(p.data, weight_decay, out=self._scratch(g, 1 - slot))
+            g = xp.add(g, wd_p, out=self._scratch(g, slot))
+        return g
 
     # ------------------------------------------------------------------ checkpoints
     def _param_index(self):

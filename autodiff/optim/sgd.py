@@ -1,6 +1,6 @@
 """Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay."""
 from .. import backend as B
-from ..tensor import _make, no_grad
+from ..tensor import _make
 from .optimizer import Optimizer, bump_version, check_hyperparameters
 
 __all__ = ["SGD"]
@@ -46,14 +46,6 @@ class SGD(Optimizer):
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    def step(self, closure=None):
-        """One update of every parameter that has a gradient; returns ``closure()``'s loss."""
-        loss = self._run_closure(closure)
-        with no_grad():
-            for group in self.param_groups:
-                self._update_group(group)
-        return loss
-
     def _update_group(self, group):
         xp = B.xp
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
@@ -62,13 +54,8 @@ class SGD(Optimizer):
         for p in group["params"]:
             if p.grad is None:
                 continue
-            g = p.grad.data
+            g = self._penalised_grad(p, weight_decay, maximize, slot=0)
             tmp = self._scratch(g, 0)
-            if maximize:
-                g = xp.negative(g, out=tmp)
-            if weight_decay != 0:  # g + weight_decay * p, into a work array
-                wd_p = xp.multiply(p.data, weight_decay, out=self._scratch(g, 1))
-                g = xp.add(g, wd_p, out=tmp)
             if momentum != 0:
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
