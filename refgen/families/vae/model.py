@@ -657,8 +657,9 @@ class VAE(GenerativeModel):
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-            isinstance(value, float) and value.is_integer()):
+    """``value`` as an int >= 1; an integral float (5.0, as JSON may give) is accepted."""
+    integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not integral:
         raise TypeError(f"vae: {name} must be a positive integer, got {value!r}")
     if int(value) < 1:
         raise ValueError(f"vae: {name} must be a positive integer, got {value!r}")
