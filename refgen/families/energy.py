@@ -26,6 +26,13 @@ cannot drift off.
   the strict sense: it samples p_theta^(1/T) with T = noise_scale^2 at best, and the model it
   trains is only meaningful together with that sampler (Nijkamp et al. 2019).
 
+Ablation (2-D only): ``negatives="grid"`` replaces the Langevin negatives by exact samples
+of the grid approximation of p_theta (``sample(sampler="grid")``). The update is then the
+maximum-likelihood gradient with an unbiased Monte Carlo estimate of E_p_theta[grad E]: no
+longer contrastive divergence, it shows how much of the error is the short-run sampler's
+(which cannot move mass between separated modes: only the alpha term keeps their depths
+equal).
+
 Likelihood.
 * 2-D (``likelihood_kind = "exact"``): log Z_theta by the midpoint rule on a ``grid`` x
   ``grid`` lattice over B (``grid_log_normalizer``). There is no truncation error, since
@@ -179,7 +186,8 @@ class EnergyModel(GenerativeModel):
     Config keys: ``hidden``, ``depth`` (MLP), ``base_width`` (CNN), ``box`` (lo, hi) per
     axis, ``step_size``, ``noise_scale``, ``n_steps`` (training's short run),
     ``sample_steps`` (sampling), ``buffer_size``, ``reinit``, ``alpha``, ``grid`` (2-D
-    quadrature), ``ais_chains``, ``ais_temperatures``.
+    quadrature), ``ais_chains``, ``ais_temperatures``, ``negatives`` ('langevin' or, on
+    2-D, 'grid').
     """
 
     kind = "energy"
@@ -202,6 +210,9 @@ class EnergyModel(GenerativeModel):
             raise ValueError(f"ebm: step_size must be > 0, got {c['step_size']!r}")
         if not c["reinit"] <= 1:
             raise ValueError(f"ebm: reinit is a probability, got {c['reinit']!r}")
+        if c["negatives"] not in ("langevin", "grid"):
+            raise ValueError(f"ebm: negatives must be 'langevin' or 'grid', got "
+                             f"{c['negatives']!r}")
         self.image = _is_image(shape)
         self.box = [tuple(float(v) for v in b) for b in c["box"]]
         if len(self.box) != (1 if self.image else math.prod(shape)) or \
@@ -210,6 +221,8 @@ class EnergyModel(GenerativeModel):
                              f"for points, with lo < hi; got {c['box']!r}")
         self.likelihood_kind = "estimate" if self.image else \
             ("exact" if math.prod(shape) == 2 else "none")
+        if c["negatives"] == "grid" and self.likelihood_kind != "exact":
+            raise ValueError("ebm: negatives='grid' exists only for 2-D data")
         if self.image:
             ch, h, _ = shape
             self.energy = DCGANDiscriminator(channels=ch, base_width=c["base_width"],
@@ -290,9 +303,13 @@ class EnergyModel(GenerativeModel):
         L = mean E(x+) - mean E(x-) + alpha mean(E(x+)^2 + E(x-)^2)."""
         x_pos, _ = batch
         n, dtype = x_pos.shape[0], x_pos.dtype
-        x0 = self._initial_negatives(n, ctx.generator, dtype)
-        x_neg = self._langevin(x0, self.config["n_steps"], ctx.generator)
-        self.buffer.push(x_neg)
+        if self.config["negatives"] == "grid":   # the ablation: exact samples, no CD
+            with autodiff.no_grad():
+                x_neg = self._grid_sample(n, ctx.generator, dtype)
+        else:
+            x0 = self._initial_negatives(n, ctx.generator, dtype)
+            x_neg = self._langevin(x0, self.config["n_steps"], ctx.generator)
+            self.buffer.push(x_neg)
         e_pos, e_neg = self.energy_fn(x_pos), self.energy_fn(x_neg.detach())
         contrast = e_pos.mean() - e_neg.mean()
         reg = (e_pos * e_pos).mean() + (e_neg * e_neg).mean()
@@ -450,7 +467,7 @@ def default_config(data_info):
     image = (data_info or {}).get("kind") == "image"
     config = {"hidden": 128, "depth": 3, "base_width": 32, "box": _bounds(data_info),
               "buffer_size": 10000, "reinit": 0.05, "alpha": 0.1, "grid": 256,
-              "ais_chains": 100, "ais_temperatures": 1000}
+              "ais_chains": 100, "ais_temperatures": 1000, "negatives": "langevin"}
     if image:
         config.update(step_size=20.0, noise_scale=0.005 / math.sqrt(20.0), n_steps=60,
                       sample_steps=200, alpha=1.0)

@@ -163,10 +163,11 @@ def test_replay_buffer_reinitialises_with_the_stated_probability():
     assert model.buffer.filled() == 64 and int(model.buffer.count.numpy()[0]) == 64
 
 
-def test_cd_step_lowers_the_energy_of_data_relative_to_negatives():
+@pytest.mark.parametrize("negatives", ["langevin", "grid"])
+def test_cd_step_lowers_the_energy_of_data_relative_to_negatives(negatives):
     """Gradient descent on mean E(x+) - mean E(x-): after a few steps on the same data the
     data's energy falls relative to the negatives'."""
-    model, d = _model()
+    model, d = _model(negatives=negatives)
     groups = model.parameter_groups()
     from autodiff import optim
     ctx = TrainContext(TrainConfig(), groups, {"energy": optim.Adam(groups["energy"], lr=1e-2)},
@@ -191,6 +192,8 @@ def test_log_prob_is_minus_inf_outside_the_box_and_inputs_are_checked():
         model.sample(2, autodiff.Generator(0), sampler="ddim")
     with pytest.raises(ValueError, match="reinit"):
         _model(reinit=1.5)
+    with pytest.raises(ValueError, match="negatives='grid' exists only for 2-D"):
+        _model("digits", negatives="grid")
     with pytest.raises(ValueError, match="box"):
         energy.grid_log_normalizer(lambda x: x.sum(1), ((1.0, 0.0), (0.0, 1.0)), 8)
 
