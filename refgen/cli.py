@@ -124,6 +124,31 @@ def _parse_metrics(text):
     return [m for part in text for m in part.replace(",", " ").split() if m]
 
 
+def _resume_or_set_aside(out_dir, resume):
+    """Whether ``fit`` resumes, after dealing with what ``out_dir`` already holds; one line
+    on stderr says what was done with it.
+
+    * A fresh run into a folder with an earlier run's checkpoint moves that folder aside to
+      ``OUT.1`` (``.2``, ...; nothing is deleted), so re-running a command works.
+    * ``--resume`` without a checkpoint (the run was stopped before its first one) starts
+      from step 0.
+    """
+    from refgen.train import CHECKPOINT_NAME
+    has_checkpoint = os.path.exists(os.path.join(out_dir, CHECKPOINT_NAME))
+    if resume and not has_checkpoint:
+        print(f"refgen train: --resume: no checkpoint in {out_dir} yet (the run stopped "
+              "before its first one): starting from step 0", file=sys.stderr)
+        return False
+    if not resume and has_checkpoint:
+        n = 1
+        while os.path.exists(f"{out_dir}.{n}"):
+            n += 1
+        os.rename(out_dir, f"{out_dir}.{n}")
+        print(f"refgen train: {out_dir} held an earlier run: moved it to {out_dir}.{n} and "
+              "started afresh (--resume continues a run instead)", file=sys.stderr)
+    return resume
+
+
 # --------------------------------------------------------------------------- commands
 def cmd_train(args):
     _setup(args.device, args.dtype)
@@ -173,8 +198,9 @@ def cmd_train(args):
     trainable = family.build(config, info)
     if not getattr(trainable, "family", None):
         trainable.family = args.family
+    resume = _resume_or_set_aside(out_dir, args.resume)
     result = fit(trainable, train_data, train_config, eval_data=eval_data,
-                 resume=args.resume, progress=not args.quiet)
+                 resume=resume, progress=not args.quiet)
     try:
         from refgen import plotting
         plotting.plot_loss_curves(result.log_path, os.path.join(out_dir, "loss.png"),
@@ -530,7 +556,9 @@ def build_parser():
     p.add_argument("--lr", type=float, help="learning rate (default: the family's)")
     p.add_argument("--out", help="run directory (default: runs/FAMILY-DATA)")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its checkpoint.npz")
+                   help="continue the run in --out from its checkpoint.npz (from step 0 "
+                        "when it has none yet). Without --resume, an earlier run in --out is "
+                        "moved aside to OUT.1 (.2, ...), never deleted")
     _device_option(p)
     p.add_argument("--seed", type=int, default=0, help="seed of every random stream (default: 0)")
     p.add_argument("--dtype", default="float32", choices=DTYPES, help="floating dtype (default: float32)")
