@@ -10,6 +10,7 @@ module                    what it holds
 ``embeddings``            sinusoidal time and position embeddings
 ``unet``                  the DDPM / improved-DDPM U-Net
 ``transformer``           GPT-style decoder with a KV cache; encoder-decoder
+``classifier``            the CNN digit classifier (weights: refgen.metrics.pretrained)
 ``convert``               PyTorch / .npz / safetensors state_dicts -> refgen
 ``summary``               parameter-count tables
 ========================  =====================================================

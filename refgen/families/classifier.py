@@ -2,7 +2,8 @@
 
 Not a generative model: it is the first model trained through ``refgen.train.fit`` (so the
 loop, checkpoints and command work before any generative family exists), and its trained
-features serve the sample-quality metrics (``refgen.classifier``).
+features serve the sample-quality metrics (``refgen.metrics.pretrained``; the network is
+``refgen.backbones.classifier``).
 
 Loss: the mean cross-entropy  L = -(1/N) sum_n log softmax(logits(x_n))_{y_n}  in nats.
 Evaluation: accuracy and the same NLL on a held-out split.
@@ -13,7 +14,7 @@ test accuracy and NLL; it has no ``sample`` (the command says so).
 import autodiff
 import autodiff.functional as F
 
-from ..classifier import DigitClassifier
+from ..backbones.classifier import DigitClassifier
 
 __all__ = ["ClassifierModel", "default_config", "build", "train_defaults"]
 

@@ -137,7 +137,7 @@ def plot_fid_vs_n(result, path, title=None):
 def _digits_features(extractor, x):
     if extractor == "pixels":
         return x.reshape(x.shape[0], -1), "raw pixels (64-d)"
-    from refgen.classifier import load_pretrained  # the shipped digit classifier
+    from refgen.metrics.pretrained import load_pretrained  # the shipped digit classifier
 
     net = load_pretrained("digits")
     dtype = next(iter(net.parameters())).dtype      # the weights' dtype (float32 by default)
@@ -150,7 +150,7 @@ def digits_fid_vs_n(extractor="classifier", noise=0.1, repeats=20, seed=0, metho
     """FID vs N on the digits data: real = one half of the 1797 digits, "fake" = the other
     half with Gaussian pixel noise of std ``noise`` added and clipped to [0, 1].
 
-    :param extractor: "classifier" (refgen.classifier.load_pretrained("digits").features)
+    :param extractor: "classifier" (refgen.metrics.pretrained.load_pretrained("digits").features)
         or "pixels" (the 64 raw pixel values).
     :param method: Frechet distance method; "eigh" by default because both feature maps
         have constant coordinates (blank corner pixels, dead ReLU units), so the

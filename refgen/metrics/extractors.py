@@ -4,8 +4,8 @@ FID, KID, precision/recall and density/coverage compare two sets of feature vect
 Inception Score needs class probabilities p(y|x). Which network makes them changes every
 number, so each extractor has a ``name`` that the metric reports carry. The extractors:
 
-* ``"digits-classifier"``: the shipped digit classifier (``refgen.classifier
-  .load_pretrained("digits")``) on 8x8 images (N, 1, 8, 8) in [0, 1]: features = its
+* ``"digits-classifier"``: the shipped digit classifier (``refgen.metrics
+  .pretrained.load_pretrained("digits")``) on 8x8 images (N, 1, 8, 8) in [0, 1]: features = its
   penultimate layer relu(fc(pool(body(x)))), (N, 128); probs = softmax(logits), (N, 10).
 * ``"mnist-classifier"``: a ``DigitClassifier`` for 28x28 images (N, 1, 28, 28) in [0, 1],
   read from a weights file or a ``classifier`` training checkpoint (``refgen train
@@ -193,7 +193,7 @@ def find_mnist_classifier(path=None):
     """The MNIST classifier file: ``path`` if given, else the first ``classifier_mnist.npz``
     in ``$REFGEN_DATA`` or the cache dir (``~/.cache/refgen``).
 
-    The file may be a weights file (``refgen.classifier.save_weights``) or a training
+    The file may be a weights file (``refgen.metrics.pretrained.save_weights``) or a training
     checkpoint of the ``classifier`` family.
 
     :raises MNISTClassifierNotFoundError: nothing found; says how to make one.
@@ -218,7 +218,7 @@ def find_mnist_classifier(path=None):
 
 
 def _digits(weights, batch_size):
-    from ..classifier import load_pretrained
+    from .pretrained import load_pretrained
     net = load_pretrained("digits", path=None if weights is None else os.fspath(weights))
     what = None if weights is not None else (
         f"penultimate layer ({net.hidden}-d) of refgen's shipped 8x8 digits classifier")
@@ -226,7 +226,7 @@ def _digits(weights, batch_size):
 
 
 def _mnist(weights, batch_size):
-    from ..classifier import load_pretrained
+    from .pretrained import load_pretrained
     file = find_mnist_classifier(weights)
     net = load_pretrained(path=os.fspath(file))
     if (net.in_channels, net.config["image_size"]) != (1, 28):

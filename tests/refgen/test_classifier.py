@@ -1,4 +1,5 @@
-"""refgen.classifier (the CNN) and refgen.families.classifier (its Trainable): shapes,
+"""refgen.backbones.classifier (the CNN), refgen.metrics.pretrained (its weights) and
+refgen.families.classifier (its Trainable): shapes,
 probabilities, the size rule, evaluation by batches, the shipped digits weights."""
 import os
 
@@ -9,8 +10,8 @@ from hypothesis import given, strategies as st
 import autodiff
 import autodiff.functional as F
 from refgen import families
-from refgen.classifier import (DigitClassifier, WEIGHTS_DIR, default_architecture,
-                               load_pretrained, save_weights)
+from refgen.backbones.classifier import DigitClassifier, default_architecture
+from refgen.metrics.pretrained import WEIGHTS_DIR, load_pretrained, save_weights
 from refgen.data.dataset import ArrayDataset
 
 

@@ -2,7 +2,7 @@
 import pytest
 
 import autodiff
-from refgen.classifier import DigitClassifier
+from refgen.backbones.classifier import DigitClassifier
 from tests.crosscheck_utils import assert_close, to_torch, torch_or_skip
 
 pytestmark = pytest.mark.crosscheck

@@ -428,7 +428,7 @@ class GAN(GenerativeModel):
         shipped digits classifier's accuracy on 100 samples per class (``class_accuracy``).
         Otherwise nothing: images are judged by ``refgen eval --metrics fid,...``."""
         if self.num_classes and self.example_shape == (1, 8, 8):
-            from ...classifier import load_pretrained
+            from ...metrics.pretrained import load_pretrained
             net = load_pretrained("digits").to(next(iter(self.generator.parameters())).dtype)
             r = self.class_accuracy(net, generator=ctx.generator if ctx is not None else None)
             return {"class_accuracy": r["class_accuracy"],

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import autodiff
-from refgen.classifier import DigitClassifier, load_pretrained, save_weights
+from refgen.backbones.classifier import DigitClassifier
+from refgen.metrics.pretrained import load_pretrained, save_weights
 from refgen.data import load_dataset
 from refgen.metrics import FIDInceptionV3
 from refgen.metrics.extractors import (EXTRACTORS, MNIST_CLASSIFIER_FILE, ClassifierExtractor,

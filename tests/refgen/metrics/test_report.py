@@ -7,7 +7,8 @@ import pytest
 
 import autodiff
 from autodiff import backend as B
-from refgen.classifier import DigitClassifier, save_weights
+from refgen.backbones.classifier import DigitClassifier
+from refgen.metrics.pretrained import save_weights
 from refgen.data import load_dataset
 from refgen.metrics import SAMPLE_METRICS, evaluate_samples, format_report
 from refgen.metrics.extractors import MNIST_CLASSIFIER_FILE

@@ -22,23 +22,16 @@ downsamplings (28 -> 14 -> 7) and flattening (426k parameters): on MNIST, mean p
 after so few layers stayed below 96% test accuracy in 1500 steps, flattening keeps where
 the strokes are.
 
-``load_pretrained("digits")`` returns the shipped network in eval mode.
+The trained weights and their use as the metrics' feature extractor are in
+``refgen.metrics.pretrained`` (``load_pretrained("digits")`` returns the shipped network in
+eval mode); the training is the ``classifier`` family (``refgen.families.classifier``).
 """
-import json
-import os
-
-import autodiff
 import autodiff.functional as F
 from autodiff import nn
 
 POOLING = ("mean", "flatten")
 
-__all__ = ["DigitClassifier", "POOLING", "default_architecture", "load_pretrained", "pretrained_names",
-           "WEIGHTS_DIR"]
-
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
-# name -> file in WEIGHTS_DIR; the file holds {"config": ..., "state_dict": ...}.
-_PRETRAINED = {"digits": "classifier_digits.npz"}
+__all__ = ["DigitClassifier", "POOLING", "default_architecture"]
 
 
 def default_architecture(image_size):
@@ -132,48 +125,3 @@ class DigitClassifier(nn.Module):
     def probs(self, x):
         """p_theta(y | x) for every y, (N, num_classes); rows sum to 1."""
         return F.softmax(self.logits(x), dim=1)
-
-
-def pretrained_names():
-    """Names ``load_pretrained`` accepts."""
-    return sorted(_PRETRAINED)
-
-
-def load_pretrained(name="digits", path=None):
-    """The shipped trained classifier ``name`` (eval mode, default dtype), or one from ``path``.
-
-    ``path`` may be a weights file written by ``save_weights`` or a training checkpoint of
-    the ``classifier`` family (``refgen train classifier ...``).
-    """
-    if path is None:
-        if name not in _PRETRAINED:
-            raise ValueError(f"no pretrained classifier {name!r}; known: "
-                             f"{', '.join(pretrained_names())}")
-        path = os.path.join(WEIGHTS_DIR, _PRETRAINED[name])
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"classifier weights not found: {path}")
-    blob = autodiff.load(path)
-    if "state_dict" in blob:  # a weights file
-        config, state = blob["config"], blob["state_dict"]
-    elif "modules" in blob and "model" in blob.get("modules", {}):  # a training checkpoint
-        config, state = blob["config"], blob["modules"]["model"]
-    else:
-        raise ValueError(f"{path} holds neither classifier weights nor a classifier "
-                         "checkpoint (no 'state_dict' or 'modules/model' entry)")
-    net = DigitClassifier(**{k: config[k] for k in ("in_channels", "image_size", "num_classes",
-                                                    "channels", "downsamples", "hidden",
-                                                    "pool")})
-    net.load_state_dict(state)
-    return net.eval()
-
-
-def save_weights(net, path, metadata=None):
-    """Write ``net``'s config and float32 parameters to ``path`` (atomic, via autodiff.save).
-
-    float32 halves the file; the shipped digits file stays well under 200 KB.
-    """
-    state = {k: v.data.astype("float32") for k, v in net.state_dict().items()}
-    blob = {"config": dict(net.config), "state_dict": state}
-    if metadata:
-        blob["metadata"] = json.dumps(metadata, sort_keys=True)
-    autodiff.save(blob, path)
