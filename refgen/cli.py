@@ -462,7 +462,7 @@ def cmd_data_show(args):
     from refgen import data
     if args.n < 1:   # x[:-3] would silently draw all but the last 3
         raise CLIError(f"--n must be a positive integer, got {args.n}")
-    print(data.describe(args.name))
+    print(data.describe(args.name, data_dir=args.data_dir))   # files looked up where loaded
     if not args.out:
         return 0
     dataset = _load_data(args.name, args.split, args.data_dir)
