@@ -1,7 +1,8 @@
 """autodiff.nn: Module, Parameter and layers with PyTorch's names, shapes and default inits.
 
 A PyTorch ``state_dict`` converted to arrays loads into the matching module with
-``load_state_dict`` and gives the same outputs (checked in tests/autodiff/test_nn_crosscheck.py).
+``load_state_dict`` and gives the same outputs (checked in
+tests/autodiff/nn/test_layers_crosscheck.py).
 """
 from . import init
 from .module import Module, Parameter, num_parameters, IncompatibleKeys
