@@ -17,7 +17,7 @@ import autodiff
 from autodiff import backend as B
 
 __all__ = ["Distribution", "broadcast_shapes", "as_param", "broadcast_params",
-           "check_positive", "sample_shape_of", "generator_or_default"]
+           "check_positive", "loc_scale_params", "sample_shape_of", "generator_or_default"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -62,6 +62,17 @@ def check_positive(t, name, owner):
     if data.size and not bool(B.xp.all(data > 0)):
         bad = data[~(data > 0)].ravel()[0]
         raise ValueError(f"{owner}: {name} must be positive everywhere, got {float(bad)}")
+
+
+def loc_scale_params(owner, loc, scale, validate_args=True):
+    """The (loc, scale) of a location-scale family (Normal, Logistic, their discretised
+    versions) as Tensors broadcast to one batch shape, scale > 0 checked unless
+    ``validate_args`` is False; errors name ``owner``."""
+    loc, scale = broadcast_params(owner, loc=as_param(loc, "loc", owner),
+                                  scale=as_param(scale, "scale", owner))
+    if validate_args:
+        check_positive(scale, "scale", owner)
+    return loc, scale
 
 
 def sample_shape_of(sample_shape):

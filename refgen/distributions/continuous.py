@@ -6,7 +6,7 @@ import autodiff.functional as F
 from autodiff import backend as B
 
 from ._base import (Distribution, as_param, broadcast_params, broadcast_shapes,
-                    check_positive, generator_or_default)
+                    check_positive, generator_or_default, loc_scale_params)
 
 __all__ = ["Uniform", "Logistic"]
 
@@ -72,11 +72,7 @@ class Logistic(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale, validate_args=True):
-        loc = as_param(loc, "loc", "Logistic")
-        scale = as_param(scale, "scale", "Logistic")
-        self.loc, self.scale = broadcast_params("Logistic", loc=loc, scale=scale)
-        if validate_args:
-            check_positive(self.scale, "scale", "Logistic")
+        self.loc, self.scale = loc_scale_params("Logistic", loc, scale, validate_args)
         super().__init__(self.loc.shape)
 
     @property

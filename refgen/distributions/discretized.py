@@ -34,7 +34,7 @@ from autodiff import backend as B
 from autodiff.ops.special import log_ndtr
 
 from ._base import (LOG_2PI, Distribution, as_param, broadcast_params,
-                    check_positive, generator_or_default)
+                    generator_or_default, loc_scale_params)
 
 __all__ = ["DiscretizedLogistic", "DiscretizedGaussian", "DiscretizedMixtureOfLogistics"]
 
@@ -53,11 +53,7 @@ class _Discretized(Distribution):
     support_is_discrete = True
 
     def __init__(self, loc, scale, num_bins, low, high, validate_args, owner):
-        loc = as_param(loc, "loc", owner)
-        scale = as_param(scale, "scale", owner)
-        self.loc, self.scale = broadcast_params(owner, loc=loc, scale=scale)
-        if validate_args:
-            check_positive(self.scale, "scale", owner)
+        self.loc, self.scale = loc_scale_params(owner, loc, scale, validate_args)
         num_bins = int(num_bins)
         if num_bins < 2:
             raise ValueError(f"{owner}: num_bins must be at least 2, got {num_bins}")

@@ -6,8 +6,8 @@ import math
 import autodiff
 from autodiff import backend as B
 
-from ._base import (LOG_2PI, Distribution, as_param, broadcast_params, broadcast_shapes,
-                    check_positive, generator_or_default)
+from ._base import (LOG_2PI, Distribution, as_param, broadcast_shapes, check_positive,
+                    generator_or_default, loc_scale_params)
 
 __all__ = ["Normal", "Independent", "DiagonalNormal", "MultivariateNormal"]
 
@@ -25,11 +25,7 @@ class Normal(Distribution):
     has_rsample = True
 
     def __init__(self, loc, scale, validate_args=True):
-        loc = as_param(loc, "loc", "Normal")
-        scale = as_param(scale, "scale", "Normal")
-        self.loc, self.scale = broadcast_params("Normal", loc=loc, scale=scale)
-        if validate_args:
-            check_positive(self.scale, "scale", "Normal")
+        self.loc, self.scale = loc_scale_params("Normal", loc, scale, validate_args)
         super().__init__(self.loc.shape)
 
     @property
