@@ -23,7 +23,9 @@ Randomness: subsets come from ``generator`` (``autodiff.Generator``; default
 ``autodiff.Generator(0)``, so the same features give the same KID). If ``subset_size`` is
 larger than either set it is clipped to min(n_real, n_fake) (all rows of the smaller set
 per subset); the size actually used is returned in the result (``KIDResult.subset_size``),
-so a report can say it.
+so a report can say it. When the subsets are both whole sets (subset_size >= n_real ==
+n_fake) every subset gives the same MMD^2 and the spread is undefined, not 0 (it would
+print as rounding noise, 1e-13): ``std`` is then NaN.
 Kernel matrices are computed on the active backend (``B.xp``, the GPU with CuPy) in float64.
 """
 from typing import NamedTuple
@@ -94,5 +96,7 @@ def kid(real, fake, num_subsets=100, subset_size=1000, degree=3, gamma=None, coe
                                     polynomial_kernel(ys, ys, degree, gamma, coef0),
                                     polynomial_kernel(xs, ys, degree, gamma, coef0)))
     mean = sum(values) / len(values)
+    if m == int(x.shape[0]) == int(y.shape[0]):   # every subset is the whole set: no spread
+        return KIDResult(mean, float("nan"), m)
     std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
     return KIDResult(mean, std, m)

@@ -197,7 +197,9 @@ def evaluate_samples(samples, real, metrics=None, extractor="auto", n=None, seed
     if "kid" in wanted:
         k = kid(f_real, f_fake, num_subsets=kid_subsets, subset_size=kid_subset_size,
                 generator=gen)
-        report["kid_mean"], report["kid_std"] = float(k.mean), float(k.std)
+        report["kid_mean"] = float(k.mean)
+        # None (JSON null) when undefined: subsets that are the whole sets have no spread
+        report["kid_std"] = None if math.isnan(float(k.std)) else float(k.std)
         conv["kid"] = {"kernel": "(x.y/d + 1)^3", "num_subsets": int(kid_subsets),
                        "subset_size": int(k.subset_size),
                        "text": (f"unbiased MMD^2, kernel (x.y/d + 1)^3, {kid_subsets} subsets "
@@ -234,7 +236,9 @@ def format_report(report):
              f"{report['extractor_description']} [{report['extractor_choice']}]"]
     conv = report.get("conventions", {})
     rows = {"fid": [("fid", _fmt(report.get("fid")))],
-            "kid": [("kid", f"{_fmt(report.get('kid_mean'))} +- {_fmt(report.get('kid_std'))}")],
+            "kid": [("kid", f"{_fmt(report.get('kid_mean'))} +- "
+                            + (_fmt(report["kid_std"]) if report.get("kid_std") is not None
+                               else "undefined (each subset is the whole set)"))],
             "is": [("is", f"{_fmt(report.get('is_mean'))} +- {_fmt(report.get('is_std'))}")],
             "pr": [("precision", _fmt(report.get("precision"))),
                    ("recall", _fmt(report.get("recall")))],
