@@ -33,7 +33,7 @@ from typing import NamedTuple
 import autodiff
 from autodiff import backend as B
 
-from .fid import as_features
+from .fid import feature_pair
 
 __all__ = ["kid", "polynomial_kernel", "mmd2_unbiased", "KIDResult"]
 
@@ -76,11 +76,7 @@ def kid(real, fake, num_subsets=100, subset_size=1000, degree=3, gamma=None, coe
     :return: ``KIDResult(mean, std, subset_size)``.
     """
     xp = B.xp
-    x = as_features(real, "real", xp=xp)
-    y = as_features(fake, "fake", xp=xp)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"real and fake features differ in dimension: real {tuple(x.shape)}, "
-                         f"fake {tuple(y.shape)}")
+    x, y = feature_pair(real, fake, xp=xp)
     if int(num_subsets) < 1:
         raise ValueError(f"num_subsets must be >= 1, got {num_subsets}")
     m = min(int(subset_size), int(x.shape[0]), int(y.shape[0]))

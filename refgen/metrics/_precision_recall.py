@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from autodiff import backend as B
 
-from .fid import as_features
+from .fid import as_features, feature_pair
 
 __all__ = ["precision_recall", "density_coverage", "knn_radii", "PrecisionRecall",
            "DensityCoverage", "pairwise_sq_distances"]
@@ -135,16 +135,6 @@ def _cross_balls(x, r_x, y, r_y, batch_size, inclusive):
     return counts, ball_hit, in_fake
 
 
-def _pair(real, fake):
-    xp = B.xp
-    x = as_features(real, "real", xp=xp)
-    y = as_features(fake, "fake", xp=xp)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"real and fake features differ in dimension: real {tuple(x.shape)}, "
-                         f"fake {tuple(y.shape)}")
-    return x, y
-
-
 def precision_recall(real, fake, k=3, batch_size=1000, inclusive=True):
     """Improved precision and recall (Kynkaanniemi et al. 2019), k-NN radii with self excluded.
 
@@ -154,7 +144,7 @@ def precision_recall(real, fake, k=3, batch_size=1000, inclusive=True):
     :param inclusive: count a point at exactly the radius as inside (``<=``; default).
     :return: ``PrecisionRecall(precision, recall)`` of floats in [0, 1].
     """
-    x, y = _pair(real, fake)
+    x, y = feature_pair(real, fake, xp=B.xp)
     _check_k(k, int(x.shape[0]), "real")
     _check_k(k, int(y.shape[0]), "fake")
     batch_size = _check_batch(batch_size)
@@ -173,7 +163,7 @@ def density_coverage(real, fake, k=5, batch_size=1000, inclusive=True):
         (Naeem et al.'s code).
     :return: ``DensityCoverage(density, coverage)``; density in [0, N/k], coverage in [0, 1].
     """
-    x, y = _pair(real, fake)
+    x, y = feature_pair(real, fake, xp=B.xp)
     k = _check_k(k, int(x.shape[0]), "real")
     batch_size = _check_batch(batch_size)
     r_real = knn_radii(x, k, batch_size, squared=True)

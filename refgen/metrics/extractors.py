@@ -26,7 +26,13 @@ host NumPy float64 arrays, since the metrics accumulate in float64 (``refgen.met
 Inputs: NumPy or backend arrays or Tensors. The classifier extractors check the per-example
 shape (an MNIST image given to the digits extractor names both shapes) and the value range:
 values outside [-0.5, 1.5] are refused (8-bit images not divided by 255, or [-1, 1]
-images); samples a little outside [0, 1] (a Gaussian decoder's mean) pass unchanged.
+images).
+
+One policy for inputs slightly outside [0, 1], for every network extractor (classifiers and
+Inception alike): values in [-0.5, 1.5] are clipped to [0, 1] before the network sees them.
+A sample a little outside the range (a Gaussian decoder's mean, a diffusion sampler's last
+step) is then scored as the image it would be shown or saved as; a sample far outside is a
+scale mistake and is refused. The pixel extractor takes values as they are.
 """
 import os
 from pathlib import Path
@@ -36,7 +42,8 @@ import numpy as np
 
 import autodiff
 import autodiff.functional as F
-from autodiff import backend as B
+
+from ._arrays import backend_array, host_float64
 
 __all__ = ["Extractor", "ClassifierExtractor", "InceptionExtractor", "PixelExtractor",
            "EXTRACTORS", "get_extractor", "find_mnist_classifier", "MNIST_CLASSIFIER_FILE",
@@ -50,17 +57,6 @@ _RANGE = (-0.5, 1.5)
 
 class MNISTClassifierNotFoundError(FileNotFoundError):
     """No MNIST classifier weights found; the message says how to make them."""
-
-
-def _array(x):
-    """Backend array of ``x`` (Tensor, NumPy or backend array)."""
-    if isinstance(x, autodiff.Tensor):
-        return x.data
-    return B.to_backend(x)
-
-
-def _host64(a):
-    return np.asarray(B.to_numpy(a), dtype=np.float64)
 
 
 class Extractor:
@@ -85,7 +81,7 @@ class Extractor:
         return f"<extractor {self.name}: {self.description}>"
 
     def _check(self, x):
-        a = _array(x)
+        a = backend_array(x)
         if a.ndim < 2 or a.shape[0] == 0:
             raise ValueError(f"extractor {self.name!r}: expected a batch of examples (N, ...) "
                              f"with N >= 1, got shape {tuple(a.shape)}")
@@ -115,9 +111,9 @@ class PixelExtractor(Extractor):
         super().__init__("pixels", "the raw values, flattened", batch_size)
 
     def features(self, x):
-        a = _array(x)
+        a = backend_array(x)
         a = self._check(a[:, None] if a.ndim == 1 else a)   # (N,) scalars: one feature each
-        return _host64(a.reshape(a.shape[0], -1))
+        return host_float64(a.reshape(a.shape[0], -1))
 
 
 class _NetworkExtractor(Extractor):
@@ -138,10 +134,11 @@ class _NetworkExtractor(Extractor):
     def _run(self, x, which):
         a = self._check(x)
         self._check_range(a)
+        a = B.xp.clip(a, 0.0, 1.0)   # the policy in the module docstring
         out = []
         with autodiff.no_grad():
             for part in self._batches(a):
-                out.append(_host64(which(autodiff.Tensor(part.astype(self.dtype))).data))
+                out.append(host_float64(which(autodiff.Tensor(part.astype(self.dtype))).data))
         return np.concatenate(out, axis=0)
 
 

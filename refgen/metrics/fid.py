@@ -42,16 +42,12 @@ import scipy.linalg
 import autodiff
 from autodiff import backend as B
 
+from ._arrays import host_float64
+
 __all__ = ["frechet_distance", "fid_from_features", "feature_statistics", "RunningStatistics",
            "METHODS"]
 
 METHODS = ("pytorch-fid", "eigh")
-
-
-def _host(x):
-    if isinstance(x, autodiff.Tensor):
-        x = x.data
-    return np.asarray(B.to_numpy(x), dtype=np.float64)
 
 
 def as_features(x, name, xp=None):
@@ -62,7 +58,7 @@ def as_features(x, name, xp=None):
     """
     if isinstance(x, autodiff.Tensor):
         x = x.data
-    a = _host(x) if xp is None else xp.asarray(x, dtype=xp.float64)
+    a = host_float64(x) if xp is None else xp.asarray(x, dtype=xp.float64)
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array of features (N samples, D dimensions), "
                          f"got shape {tuple(a.shape)}")
@@ -75,6 +71,15 @@ def as_features(x, name, xp=None):
     return a
 
 
+def feature_pair(real, fake, xp=None):
+    """``as_features`` of both sets, which must have the same dimension D: (real, fake)."""
+    x, y = as_features(real, "real", xp=xp), as_features(fake, "fake", xp=xp)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"real and fake features differ in dimension: real {tuple(x.shape)}, "
+                         f"fake {tuple(y.shape)}")
+    return x, y
+
+
 def feature_statistics(features):
     """(mu, sigma) of features (N, D): mean (D,) and covariance (D, D) with ddof = 1, float64."""
     x = as_features(features, "features")
@@ -84,8 +89,8 @@ def feature_statistics(features):
 
 
 def _check_gaussian(mu, sigma, which):
-    mu = np.atleast_1d(_host(mu))
-    sigma = np.atleast_2d(_host(sigma))
+    mu = np.atleast_1d(host_float64(mu))
+    sigma = np.atleast_2d(host_float64(sigma))
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"mu{which} has shape {tuple(mu.shape)} and sigma{which} has shape "
                          f"{tuple(sigma.shape)}; expected (D,) and (D, D)")
@@ -274,8 +279,8 @@ class RunningStatistics:
         """{"count", "mean", "m2"} as host arrays, for ``autodiff.save`` (caching real stats)."""
         if self.count == 0:
             raise ValueError("RunningStatistics has seen no samples")
-        return {"count": np.asarray(self.count, dtype=np.int64), "mean": _host(self._mean),
-                "m2": _host(self._m2)}
+        return {"count": np.asarray(self.count, dtype=np.int64), "mean": host_float64(self._mean),
+                "m2": host_float64(self._m2)}
 
     @classmethod
     def from_state_dict(cls, state):
@@ -284,8 +289,8 @@ class RunningStatistics:
         if missing:
             raise ValueError(f"statistics state lacks {', '.join(missing)}; "
                              "expected keys count, mean, m2")
-        stats = cls(dim=np.asarray(_host(state["mean"])).shape[0])
-        stats.count = int(_host(state["count"]))
-        stats._mean = B.xp.asarray(_host(state["mean"]))
-        stats._m2 = B.xp.asarray(_host(state["m2"]))
+        stats = cls(dim=np.asarray(host_float64(state["mean"])).shape[0])
+        stats.count = int(host_float64(state["count"]))
+        stats._mean = B.xp.asarray(host_float64(state["mean"]))
+        stats._m2 = B.xp.asarray(host_float64(state["m2"]))
         return stats
