@@ -65,8 +65,8 @@ def default_config(data_info):
 def train_defaults(data_info):
     info = dict(data_info or {})
     if info.get("kind") != "image":
-        return {"steps": 3000, "batch_size": 256, "lr": 3e-3, "log_every": 100,
-                "eval_every": 1000, "checkpoint_every": 1000}
+        return {"steps": 10000, "batch_size": 256, "lr": 3e-3, "lr_schedule": "cosine",
+                "log_every": 100, "eval_every": 2000, "checkpoint_every": 2000}
     return {"steps": 5000, "batch_size": 100, "lr": 1e-3, "log_every": 100,
             "eval_every": 1000, "checkpoint_every": 1000}
 
@@ -98,6 +98,19 @@ class MADEModel(AutoregressiveModel):
                         hidden_degrees=c.get("hidden_degrees", "random"),
                         num_masks=self.num_masks, seed=int(c.get("mask_seed", 0)),
                         activation=c.get("activation", "relu"))
+        if self.head_name == "gmm":
+            self._spread_initial_means()
+
+    def _spread_initial_means(self):
+        """Start the K Gaussian means of every dimension at K points evenly spread over
+        [-2, 2] (the output biases), instead of all near 0: the components then start apart
+        and do not have to break their symmetry by gradient noise (with all means at 0 a
+        mixture fit of the ring's first coordinate stalls in a wide-component optimum)."""
+        K, D = self.head.K, self.num_dims
+        out = self.net.layers[-1]
+        bias = out.bias.data.reshape(3 * K, D)          # rows: logits, means, log-scales
+        bias[K:2 * K, :] = B.xp.linspace(-2.0, 2.0, K, dtype=bias.dtype)[:, None]
+        out.bias.data = bias.reshape(-1)
 
     def _one_hot(self, labels):
         """The condition c (N, num_classes) MADE sees: one-hot labels, or None."""
