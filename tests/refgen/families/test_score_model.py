@@ -43,6 +43,14 @@ def test_score_is_minus_eps_over_std():
     t = autodiff.tensor(np.linspace(0.1, 0.9, 5))
     _, std = model.sde.marginal_coefficients(t)
     want = -_np(model.net(x, t * 999.0)) / _np(std)[:, None]
+    model.config["time_input"] = "t"
+    np.testing.assert_allclose(_np(model.score(x, t)), want, rtol=1e-13)
+    # the default input: log std(t) on [0, 999] between t_eps and T
+    model.config["time_input"] = "log_std"
+    c = _np(model.c_noise(autodiff.tensor([1e-5, 1.0]),
+                          model.sde.marginal_coefficients([1e-5, 1.0])[1]))
+    np.testing.assert_allclose(c, [0.0, 999.0], atol=1e-9)
+    want = -_np(model.net(x, model.c_noise(t, std))) / _np(std)[:, None]
     np.testing.assert_allclose(_np(model.score(x, t)), want, rtol=1e-13)
 
 
