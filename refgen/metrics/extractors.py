@@ -134,7 +134,7 @@ class _NetworkExtractor(Extractor):
     def _run(self, x, which):
         a = self._check(x)
         self._check_range(a)
-        a = B.xp.clip(a, 0.0, 1.0)   # the policy in the module docstring
+        a = autodiff.backend.xp.clip(a, 0.0, 1.0)   # the policy in the module docstring
         out = []
         with autodiff.no_grad():
             for part in self._batches(a):
