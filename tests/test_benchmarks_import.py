@@ -1,6 +1,7 @@
-"""The benchmark scripts import, and their same-loss check passes on tiny batches.
+"""The benchmark scripts import without torch, the harness's statistics, timing order and
+environment are what its docstring says, and the same-loss check passes on tiny batches.
 
-No timing here (speed lives in benchmarks/). Each workload's float64 check runs
+No timing measured here (speed lives in benchmarks/). Each workload's float64 check runs
 refgen and PyTorch from the same weights on a batch of 2 and compares the loss before
 and after one optimizer step (rtol 1e-8). Workloads whose engine modules are not
 there yet are skipped with the import error as the reason.
@@ -17,17 +18,47 @@ MODULES = ["benchmarks", "benchmarks.harness", "benchmarks.frameworks", "benchma
            "benchmarks.workloads", "benchmarks.memory", "benchmarks.run"]
 
 
-@pytest.mark.parametrize("name", MODULES)
-def test_imports(name):
-    importlib.import_module(name)
-
-
-def test_import_does_not_load_torch_or_touch_env():
-    """Importing the package must not fix thread settings of the importing process."""
+def test_imports_without_loading_torch():
+    """Every benchmark module imports in one fresh interpreter without importing torch (the
+    frameworks are loaded when a benchmark runs, so the modules work without it)."""
     import os
-    before = dict(os.environ)
-    importlib.import_module("benchmarks.run")
-    assert dict(os.environ) == before
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = f"import sys, {', '.join(MODULES)}; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=root, env={**os.environ, "PYTHONPATH": root})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False", "importing the benchmarks imported torch"
+
+
+def test_summarize_gives_the_median_and_the_interquartile_range():
+    from benchmarks.harness import summarize
+    assert summarize([5.0, 1.0, 4.0, 2.0, 3.0]) == (3.0, 2.0)   # q25 = 2, q75 = 4
+    assert summarize([0.5]) == (0.5, 0.0)
+    median, iqr = summarize([1.0, 1.0, 1.0, 10.0])               # robust to one outlier
+    assert median == 1.0 and iqr == pytest.approx(2.25)
+
+
+def test_time_interleaved_alternates_the_frameworks_after_warming_each():
+    """The protocol of the module docstring: ``warmup`` untimed calls each, then r, t, r, t."""
+    from benchmarks.harness import time_interleaved
+    calls = []
+    times = time_interleaved({"r": lambda: calls.append("r"), "t": lambda: calls.append("t")},
+                             warmup=2, steps=3)
+    assert calls == ["r", "r", "t", "t"] + ["r", "t"] * 3
+    assert {k: len(v) for k, v in times.items()} == {"r": 3, "t": 3}
+    assert all(s >= 0 for v in times.values() for s in v)
+
+
+def test_benchmark_env_fixes_threads_and_drops_the_openblas_overrides(monkeypatch):
+    from benchmarks import harness
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    env = harness.benchmark_env(threads=3)
+    assert all(env[v] == "3" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                        "MKL_NUM_THREADS"))
+    assert "OPENBLAS_CORETYPE" not in env and env["REFGEN_BENCH_ENV"] == "OPENBLAS_CORETYPE"
 
 
 @pytest.mark.parametrize("key", ["ops", "mlp", "conv", "unet", "transformer"])
