@@ -171,6 +171,9 @@ class AutoregressiveModel(GenerativeModel):
                              f"{temperature!r}")
         gen = generator if generator is not None else autodiff.default_generator()
         labels = None
+        if cond is not None and not self.conditional:
+            raise ValueError(f"{self.family}.sample: a label (cond) was given, but this model "
+                             "is not class-conditional (train it with --set conditional=true)")
         if self.conditional:
             if cond is None:
                 labels = gen.integers(0, self.num_classes, (n,))

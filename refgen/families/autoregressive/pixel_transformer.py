@@ -46,7 +46,7 @@ def default_config(data_info):
 def train_defaults(data_info):
     return {"steps": 5000, "batch_size": 64, "lr": 1e-3, "log_every": 50,
             "eval_every": 1000, "checkpoint_every": 500, "grad_clip": 1.0,
-            "lr_schedule": "warmup_cosine", "warmup_steps": 200}
+            "warmup_steps": 200}     # a linear warmup to a constant rate
 
 
 def smoke_config(data_info):

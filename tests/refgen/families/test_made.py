@@ -307,6 +307,8 @@ def test_bad_inputs_are_named():
         model.sample(2, autodiff.Generator(0), steps=3)
     with pytest.raises(ValueError, match="temperature"):
         model.sample(2, autodiff.Generator(0), temperature=0.0)
+    with pytest.raises(ValueError, match="not class-conditional"):
+        model.sample(2, autodiff.Generator(0), cond=1)
     cat = _model({"name": "g", "kind": "image", "shape": [1, 1, 3], "levels": 5,
                   "value_range": [0.0, 1.0]})
     with pytest.raises(ValueError, match="levels"):
