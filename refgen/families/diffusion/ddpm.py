@@ -143,7 +143,9 @@ class DDPM(GenerativeModel):
     with ``model_channels``, ``channel_mult``, ``num_res_blocks``, ``attention_resolutions``,
     ``num_groups``, ``dropout``), ``clip_denoised`` (clip x0_hat to [-1, 1] while sampling,
     for images), ``sampler``/``steps`` (the defaults of ``sample``), ``eval_examples`` (how
-    many examples ``evaluate`` computes the T-term bound on), and ``data_info``.
+    many examples ``evaluate`` computes the bound on), ``bound_timesteps`` (None: all T
+    terms of the bound; K: an unbiased estimate from K of them, see ``vlb_terms``), and
+    ``data_info``.
     """
 
     family = "ddpm"
@@ -382,33 +384,58 @@ class DDPM(GenerativeModel):
         return self._sum_dims(kl_divergence(Normal(mean, autodiff.sqrt(var) * autodiff.ones_like(mean)),
                                             Normal(zero, autodiff.ones_like(mean))))
 
-    def vlb_terms(self, x, cond=None, generator=None):
-        """The bound's terms per example, in nats: ``{"prior": (N,), "terms": (N, T)}`` with
-        terms[:, 0] = L_0 (the decoder) and terms[:, t] = L_t for t = 1..T-1, each at a fresh
-        x_t ~ q(x_t | x_0) (one Monte Carlo draw: an unbiased estimate of the bound). The
-        network runs T times on the batch. x (N, *example_shape) in the data's space."""
+    def vlb_terms(self, x, cond=None, generator=None, num_terms=None):
+        """The bound's terms per example, in nats: ``{"prior": (N,), "terms": (N, K + 1),
+        "timesteps": (K + 1,)}``, terms[:, 0] = L_0 (the decoder) and the others L_t at the
+        listed indices t, each at a fresh x_t ~ q(x_t | x_0) (one Monte Carlo draw: an
+        unbiased estimate of the bound). x (N, *example_shape) in the data's space.
+
+        ``num_terms`` K (default: the config's ``bound_timesteps``, None = all T - 1): with
+        K < T - 1 the KL terms are a stratified sample, one t drawn uniformly from each of K
+        equal runs of t = 1..T-1 and weighted by the run's length, so the sum is still an
+        unbiased estimate of the bound at K + 1 instead of T network evaluations per example
+        (more variance, same expectation)."""
         x0 = self.to_model_space(x)
         n = x0.shape[0]
         y = self._labels(cond, n)
         if y is None and self.conditional:
             y = autodiff.full((n,), self.num_classes, dtype=autodiff.int64)   # the null label
         sched, xp = self.schedule, B.xp
+        T = sched.num_timesteps
+        k = num_terms if num_terms is not None else self.config.get("bound_timesteps")
+        if k is None or int(k) >= T - 1:
+            steps, weights = list(range(T)), [1.0] * T
+        else:
+            if not int(k) >= 1:
+                raise ValueError(f"ddpm: num_terms / bound_timesteps must be >= 1, got {k!r}")
+            # stratified: t = 1..T-1 cut into K nearly equal runs, one t drawn uniformly in
+            # each and weighted by its run's length (L_t varies smoothly with t, so this has
+            # far less variance than K draws from the whole range)
+            gen = generator if generator is not None else B.default_generator()
+            edges = [1 + round(j * (T - 1) / int(k)) for j in range(int(k) + 1)]
+            steps, weights = [0], [1.0]
+            for lo, hi in zip(edges[:-1], edges[1:]):
+                steps.append(int(gen.integers(lo, hi, ())))
+                weights.append(float(hi - lo))
         terms = []
         with autodiff.no_grad():
-            for i in range(sched.num_timesteps):
+            for i, weight in zip(steps, weights):
                 t = xp.full((n,), i, dtype=B.numpy.int64)
                 eps = autodiff.randn(*x0.shape, generator=generator, dtype=x0.dtype)
                 xt = sched.q_sample(x0, t, eps)
                 a, s = sched.coefficients(t, x0)
                 x0_hat, _, var_out = self.predict(xt, sched.timesteps[t].astype(B.numpy.float64),
                                                   a, s, y, clip=self.is_image)
-                terms.append(self._vlb_term(x0, xt, t, x0_hat, var_out))
+                term = self._vlb_term(x0, xt, t, x0_hat, var_out)
+                terms.append(term if weight == 1.0 else term * weight)
             prior = self.prior_kl(x0)
-        return {"prior": prior, "terms": autodiff.stack(terms, dim=1)}
+        return {"prior": prior, "terms": autodiff.stack(terms, dim=1),
+                "timesteps": xp.asarray(steps, dtype=B.numpy.int64)}
 
     def log_prob(self, x, cond=None, generator=None):
         """The variational lower bound on log p_theta(x) per example (N,), nats:
-        -(L_T + sum_t L_{t-1} + L_0) (Ho et al. 2020, Eq. 5). For image data a bound on the
+        -(L_T + sum_t L_{t-1} + L_0) (Ho et al. 2020, Eq. 5), one Monte Carlo draw of each
+        x_t (see ``vlb_terms`` for ``bound_timesteps``). For image data a bound on the
         probability mass of the stored values (``discrete``), for points on a density."""
         parts = self.vlb_terms(x, cond=cond, generator=generator)
         return -(parts["prior"] + parts["terms"].sum(dim=1))
@@ -426,7 +453,10 @@ class DDPM(GenerativeModel):
             x = dataset.x[start:min(n, start + batch_size)]
             total += float(B.xp.asarray(self.log_prob(x, generator=gen).data).sum())
         neg_elbo = -total / n
-        return {"neg_elbo": neg_elbo, "bpd": neg_elbo / (d * _LOG2), "bound_examples": n}
+        T = self.schedule.num_timesteps
+        k = self.config.get("bound_timesteps")
+        return {"neg_elbo": neg_elbo, "bpd": neg_elbo / (d * _LOG2), "bound_examples": n,
+                "bound_terms": min(T - 1, int(k)) if k is not None else T - 1}
 
     # ------------------------------------------------------------------ sampling
     def _resolve(self, sampler, steps, eta, variance):
@@ -483,20 +513,26 @@ class DDPM(GenerativeModel):
                 x = self._sample_chain(name, settings, n, steps, y, w, clip, generator, dtype)
         return self.to_data_space(x)
 
+    def chain_model(self, schedule, y=None, guidance=0.0, clip=False):
+        """The reverse chain's ``model(x, i) -> (x0_hat, eps_hat, log_variance or None)`` at
+        index i of ``schedule`` (the full or a respaced one; the network sees the original
+        timesteps), as ``samplers.sample_ancestral`` and ``sample_ddim`` call it."""
+        def model(x, i):
+            n = x.shape[0]
+            idx = B.xp.full((n,), i, dtype=B.numpy.int64)
+            a, s = schedule.coefficients(idx, x)
+            t_net = schedule.timesteps[idx].astype(B.numpy.float64)
+            x0, eps, var_out = self.predict(x, t_net, a, s, y, guidance, clip)
+            log_var = self._log_variance(schedule, i, var_out, x) if var_out is not None \
+                else None
+            return x0, eps, log_var
+        return model
+
     def _sample_chain(self, name, settings, n, steps, y, w, clip, generator, dtype):
         sched = self.schedule
         if steps != sched.num_timesteps:
             sched = sched.respace(space_timesteps(sched.num_timesteps, steps))
-
-        def model(x, i):
-            idx = B.xp.full((n,), i, dtype=B.numpy.int64)
-            a, s = sched.coefficients(idx, x)
-            t_net = sched.timesteps[idx].astype(B.numpy.float64)
-            x0, eps, var_out = self.predict(x, t_net, a, s, y, w, clip)
-            log_var = self._log_variance(sched, i, var_out, x) if var_out is not None \
-                else None
-            return x0, eps, log_var
-
+        model = self.chain_model(sched, y, w, clip)
         x = autodiff.randn(n, *self.example_shape, generator=generator, dtype=dtype)
         if name == "ddim":
             return S.sample_ddim(model, x, sched, generator, eta=settings.get("eta", 0.0))
