@@ -270,9 +270,14 @@ def _call_net(net, h, c, num_classes):
 class VAE(GenerativeModel):
     """A VAE (or conditional VAE) with a Gaussian encoder and one of ``DECODERS``.
 
-    :param config: see ``default_config``; keys ``latent_dim``, ``hidden``, ``activation``,
-        ``decoder``, ``variance``, ``sigma``, ``beta``, ``objective``, ``k``,
-        ``conditional``, ``num_classes``, ``binarize_seed``, ``data_info``.
+    :param config: ``default_config`` gives every key: ``latent_dim`` (d), ``hidden`` (MLP
+        widths of both networks), ``activation``, ``decoder`` (one of ``DECODERS``),
+        ``variance`` ('learned' | 'fixed') and ``sigma`` (the fixed sigma) of the Gaussian
+        decoder, ``beta`` (KL weight of the ELBO loss), ``objective`` ('elbo' | 'iwae'),
+        ``k`` (samples per example: the IWAE's k, or the draws averaged in the ELBO's
+        reconstruction term), ``conditional`` and ``num_classes`` (the conditional VAE),
+        ``binarize_seed`` (the fixed binarization of evaluation data), ``eval_k`` (also
+        report -IWAE_{eval_k} in ``evaluate`` when > 1), ``data_info``.
     :param encoder: optional ``GaussianEncoder`` to use instead of the config's MLP (a test
         plugs in the exact posterior of a linear-Gaussian model).
     :param decoder: optional decoder module, likewise.
@@ -672,8 +677,9 @@ def is_image(info):
 
 
 def default_config(data_info):
-    """The model for a data set: MNIST-sized images get Burda et al.'s (2016) one-layer
-    architecture, 784-200-200-50 with tanh and a Bernoulli decoder; 8x8 digits a smaller
+    """The model for a data set: MNIST-sized images get Burda et al.'s (2016) architecture
+    with one stochastic layer, 784-200-200-50 with tanh (and 50-200-200-784 back) and a
+    Bernoulli decoder; 8x8 digits a smaller
     latent (16); 2-D points a 2-D latent, 2 x 128 ReLU layers and a learned-variance Gaussian
     decoder."""
     info = dict(data_info or {})
@@ -691,8 +697,9 @@ def default_config(data_info):
 
 
 def train_defaults(data_info):
-    """Adam at 1e-3 (Burda et al. 2016 used Adam, batch 20, lr 1e-3 decayed over 3^8 passes;
-    batch 100 here for speed on a CPU)."""
+    """Adam at 1e-3, batch 100 (Burda et al. 2016, Sec. 5, used Adam with batch 20 and
+    3^i passes at lr 1e-3 * 10^(-i/7) for i = 0..7, 3280 passes in all; a larger batch
+    suits a CPU better)."""
     if is_image(data_info):
         return {"steps": 20000, "batch_size": 100, "lr": 1e-3, "log_every": 100,
                 "eval_every": 2000, "checkpoint_every": 1000}
