@@ -42,7 +42,7 @@ FAMILIES = {
     "pixel_transformer": pixel_transformer,
     "vae": vae,
     # flows (issue 12)
-    "realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf,
+    "realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf, "maf": flows.maf,
     # diffusion and score (issue 13)
     "ddpm": diffusion,
     "ncsn": score.ncsn, "sde": score.sde_model,
