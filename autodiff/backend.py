@@ -26,7 +26,8 @@ name = "numpy"
 # arrays, cupyx.scipy.special's kernels on CuPy arrays. Imported lazily (see _special()).
 _special = None
 _default_dtype = numpy.dtype(numpy.float32)
-_BACKENDS = ("numpy", "cupy")
+# "strict": NumPy with CuPy's refusals, for tests (autodiff/strict_backend.py).
+_BACKENDS = ("numpy", "cupy", "strict")
 
 
 def _import_cupy():
@@ -48,7 +49,11 @@ def set_backend(backend):
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known backends: {', '.join(_BACKENDS)}")
     global _special
-    xp = _import_cupy() if backend == "cupy" else numpy
+    if backend == "strict":
+        from . import strict_backend
+        xp = strict_backend.xp
+    else:
+        xp = _import_cupy() if backend == "cupy" else numpy
     name = backend
     _special = None
     _default_generator = Generator(0)
@@ -60,6 +65,10 @@ def special():
     if _special is None:
         if name == "cupy":
             import cupyx.scipy.special as sp  # GPU kernels with SciPy's names
+        elif name == "strict":
+            import scipy.special
+            from . import strict_backend  # ufuncs dispatch on strict arrays; functions wrap
+            sp = strict_backend._StrictNamespace("strict_scipy_special", scipy.special)
         else:
             import scipy.special as sp  # ufuncs on the host arrays NumPy already uses
         _special = sp
@@ -70,6 +79,10 @@ def scipy_linalg():
     """``scipy.linalg`` (NumPy backend) or ``cupyx.scipy.linalg`` (CuPy backend)."""
     if name == "cupy":
         import cupyx.scipy.linalg as la  # GPU kernels with SciPy's names
+    elif name == "strict":
+        import scipy.linalg
+        from . import strict_backend  # device-side like cupyx: arrays in, arrays out
+        la = strict_backend._StrictNamespace("strict_scipy_linalg", scipy.linalg)
     else:
         import scipy.linalg as la  # works on the host arrays NumPy already uses
     return la
@@ -104,6 +117,9 @@ def scatter_add(out, index, values):
     if name == "cupy":
         import cupyx  # CuPy's accumulating scatter lives in cupyx
         cupyx.scatter_add(out, index, values)
+    elif name == "strict":
+        from .strict_backend import unwrap
+        numpy.add.at(unwrap(out), unwrap(index), unwrap(values))
     else:
         numpy.add.at(out, index, values)
     return out
@@ -113,7 +129,7 @@ def to_numpy(a):
     """Copy an array of either library to a host NumPy array (no copy when already host)."""
     if isinstance(a, numpy.ndarray):
         return a
-    if name == "cupy" and isinstance(a, xp.ndarray):
+    if name in ("cupy", "strict") and isinstance(a, xp.ndarray):
         return xp.asnumpy(a)
     return numpy.asarray(a)
 
