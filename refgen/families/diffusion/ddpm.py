@@ -391,10 +391,11 @@ class DDPM(GenerativeModel):
         unbiased estimate of the bound). x (N, *example_shape) in the data's space.
 
         ``num_terms`` K (default: the config's ``bound_timesteps``, None = all T - 1): with
-        K < T - 1 the KL terms are a stratified sample, one t drawn uniformly from each of K
-        equal runs of t = 1..T-1 and weighted by the run's length, so the sum is still an
-        unbiased estimate of the bound at K + 1 instead of T network evaluations per example
-        (more variance, same expectation)."""
+        K < T - 1 the KL terms are a stratified sample, one t drawn uniformly from each of
+        at most K runs of t = 1..T-1 (edges round(T^(j/K)), so single steps at small t and
+        long runs at large t) and weighted by the run's length, so the sum is still an
+        unbiased estimate of the bound at <= K + 1 instead of T network evaluations per
+        example (more variance, same expectation)."""
         x0 = self.to_model_space(x)
         n = x0.shape[0]
         y = self._labels(cond, n)
@@ -408,11 +409,13 @@ class DDPM(GenerativeModel):
         else:
             if not int(k) >= 1:
                 raise ValueError(f"ddpm: num_terms / bound_timesteps must be >= 1, got {k!r}")
-            # stratified: t = 1..T-1 cut into K nearly equal runs, one t drawn uniformly in
-            # each and weighted by its run's length (L_t varies smoothly with t, so this has
-            # far less variance than K draws from the whole range)
+            # stratified: t = 1..T-1 cut into K runs of geometrically growing length, one t
+            # drawn uniformly in each and weighted by its run's length. L_t is largest and
+            # changes fastest at small t, where the runs are single steps (exact); the long
+            # runs lie where L_t is small and smooth: far less variance than equal runs.
             gen = generator if generator is not None else B.default_generator()
-            edges = [1 + round(j * (T - 1) / int(k)) for j in range(int(k) + 1)]
+            grid = [round(T ** (j / int(k))) for j in range(int(k) + 1)]       # 1 .. T
+            edges = sorted(set(grid))
             steps, weights = [0], [1.0]
             for lo, hi in zip(edges[:-1], edges[1:]):
                 steps.append(int(gen.integers(lo, hi, ())))
