@@ -43,6 +43,7 @@ FAMILIES = {
     "vae": vae,
     # flows (issue 12)
     "realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf, "maf": flows.maf,
+    "ffjord": flows.ffjord,
     # diffusion and score (issue 13)
     "ddpm": diffusion,
     "ncsn": score.ncsn, "sde": score.sde_model,

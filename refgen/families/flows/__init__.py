@@ -8,11 +8,13 @@
 * ``autoregressive``: MAF and IAF on the shared MADE (``families.common.made``);
 * ``models``: ``Flow`` (base + bijection: log_prob, sample, sample_and_log_prob, encode) and
   ``FlowModel``, the ``GenerativeModel``;
-* ``family``: the registry entries ``realnvp``, ``glow``, ``nsf``, ``maf``.
+* ``ffjord``: the continuous flow (FFJORD) on ``families.common.ode``;
+* ``family``: the registry entries ``realnvp``, ``glow``, ``nsf``, ``maf`` (and ``ffjord``).
 """
 from . import bijections, splines
 from .family import FlowFamily, glow, maf, nsf, realnvp
+from .ffjord import FFJORD, ffjord
 from .models import ARCHITECTURES, Flow, FlowModel, build_bijection, standard_normal_log_prob
 
 __all__ = ["bijections", "splines", "Flow", "FlowModel", "FlowFamily", "build_bijection",
-           "standard_normal_log_prob", "ARCHITECTURES", "realnvp", "glow", "nsf", "maf"]
+           "standard_normal_log_prob", "ARCHITECTURES", "realnvp", "glow", "nsf", "maf", "FFJORD", "ffjord"]
