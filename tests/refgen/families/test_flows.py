@@ -415,3 +415,76 @@ def test_flow_rejects_wrong_shapes():
     flow = _two_d_flow("realnvp", 0)
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         flow.log_prob(autodiff.zeros(3, 3))
+
+
+# --------------------------------------------------------------------------- the model
+def _model(arch, info, **cfg):
+    from refgen.families import flows
+    from refgen.families.base import data_info_for_config
+    family = {"realnvp": flows.realnvp, "glow": flows.glow, "nsf": flows.nsf,
+              "maf": flows.maf}[arch]
+    config = family.smoke_config(info)
+    config.update(cfg)
+    config["data_info"] = data_info_for_config(info)
+    return family.build(config)
+
+
+DIGITS = {"kind": "image", "shape": (1, 8, 8), "levels": 17, "value_range": (0.0, 1.0),
+          "num_classes": 10}
+POINTS = {"kind": "points", "shape": (2,), "num_classes": 3}
+
+
+@pytest.mark.parametrize("arch", ["realnvp", "glow", "nsf", "maf"])
+def test_image_models_invert_and_keep_samples_in_the_data_range(arch):
+    model = _model(arch, DIGITS)
+    _randomize(model.flow, 0, scale=0.05)
+    x = autodiff.Tensor(np.random.default_rng(0).uniform(0.01, 0.99, size=(3, 1, 8, 8)))
+    z = model.encode(x)
+    assert z.shape == (3, 64)
+    np.testing.assert_allclose(model.flow.decode(z).numpy(), x.numpy(), atol=1e-9)
+    with autodiff.no_grad():
+        s = model.sample(4, autodiff.Generator(0), temperature=0.7).numpy()
+    assert s.shape == (4, 1, 8, 8) and s.min() > 0.0 and s.max() < 1.0
+
+
+def test_bits_per_dim_adds_the_dequantization_offset():
+    model = _model("glow", DIGITS)
+    _randomize(model.flow, 1, scale=0.05)
+    k = np.random.default_rng(1).integers(0, 17, size=(3, 1, 8, 8))
+    x = k / 16.0
+    bpd = np.asarray(model.bits_per_dim(x, generator=autodiff.Generator(2)))
+    xd = model.dequantize(x, generator=autodiff.Generator(2))
+    lp = model.log_prob(autodiff.Tensor(xd)).numpy()
+    np.testing.assert_allclose(bpd, -(lp + 64 * math.log(1 / 17)) / (64 * math.log(2)),
+                               atol=1e-10)
+    assert "log2(17)" in model.bpd_convention
+
+
+def test_conditional_flow_uses_the_label():
+    model = _model("realnvp", POINTS, conditional=True)
+    _randomize(model.flow, 2)
+    x = autodiff.Tensor(np.random.default_rng(2).normal(size=(4, 2)))
+    lp0 = model.log_prob(x, cond=autodiff.Tensor(np.array([0, 0, 0, 0])))
+    lp1 = model.log_prob(x, cond=autodiff.Tensor(np.array([1, 1, 1, 1])))
+    assert np.abs(lp0.numpy() - lp1.numpy()).max() > 1e-3
+    with autodiff.no_grad():
+        s = model.sample(4, autodiff.Generator(0), cond=autodiff.Tensor(np.array([2, 2, 2, 2])))
+        z = model.encode(s, cond=autodiff.Tensor(np.array([2, 2, 2, 2])))
+    np.testing.assert_allclose(z.numpy(), autodiff.randn(4, 2, generator=autodiff.Generator(0))
+                               .numpy(), atol=1e-10)
+    with pytest.raises(ValueError, match="labels must be in 0..2"):
+        model.log_prob(x, cond=autodiff.Tensor(np.array([0, 1, 2, 3])))
+    with pytest.raises(ValueError, match="class-conditional"):
+        model.log_prob(x)
+
+
+def test_model_refuses_bad_options():
+    model = _model("nsf", POINTS)
+    with pytest.raises(ValueError, match="steps"):
+        model.sample(2, steps=10)
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(2, temperature=0.0)
+    with pytest.raises(ValueError, match="architecture"):
+        from refgen.families.flows.models import build_bijection
+        build_bijection({"architecture": "nice"}, (2,))
+    assert _model("maf", DIGITS).nfe_per_sample == 64 and model.nfe_per_sample == 1
