@@ -33,6 +33,10 @@ class _ConvNd(Module):
                  groups, bias, padding_mode, output_padding=0, dtype=None, generator=None):
         super().__init__()
         name, n = type(self).__name__, self._nd
+        # Types first (a str or float named, not a failed comparison); ranges just below.
+        in_channels = size_arg(in_channels, name, "in_channels", 1)
+        out_channels = size_arg(out_channels, name, "out_channels", 1)
+        groups = size_arg(groups, name, "groups", minimum=None)
         if groups <= 0:
             raise ValueError(f"{name}: groups must be a positive integer, got {groups}")
         if in_channels % groups:
@@ -44,8 +48,7 @@ class _ConvNd(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got "
                              f"{padding_mode!r}")
-        self.in_channels = size_arg(in_channels, type(self).__name__, "in_channels", 1)
-        self.out_channels = size_arg(out_channels, type(self).__name__, "out_channels", 1)
+        self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = ntuple(kernel_size, n, f"{name}: kernel_size")
         self.stride = ntuple(stride, n, f"{name}: stride")
         if isinstance(padding, str):
@@ -59,7 +62,7 @@ class _ConvNd(Module):
             self.padding = ntuple(padding, n, f"{name}: padding")
         self.dilation = ntuple(dilation, n, f"{name}: dilation")
         self.output_padding = ntuple(output_padding, n, f"{name}: output_padding")
-        self.groups = size_arg(groups, type(self).__name__, "groups", 1)
+        self.groups = groups
         self.padding_mode = padding_mode
         self.transposed = self._transposed
         if self._transposed:

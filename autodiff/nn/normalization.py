@@ -45,7 +45,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
                  device=None, dtype=None):
         super().__init__()
-        if isinstance(normalized_shape, int):
+        if not isinstance(normalized_shape, (tuple, list)):   # one size; checked just below
             normalized_shape = (normalized_shape,)
         self.normalized_shape = tuple(size_arg(s, "LayerNorm", "normalized_shape")
                                       for s in normalized_shape)

@@ -83,3 +83,49 @@ def test_same_dtype_linear_and_layer_norm_still_work():
     w = autodiff.randn(3, 4).float()
     assert F.linear(x, w).dtype == np.float32
     assert F.layer_norm(x, (4,), autodiff.ones(4).float()).dtype == np.float32
+
+
+# --------------------------------------------------------------------------- systematic pass
+# Every size/count argument of every nn layer, found by introspection: a valid call, then
+# the same call with that one argument replaced by a str, a float and a bool. The error must
+# be a TypeError naming the layer and the argument. (Padding also takes 'same'/'valid'.)
+_SIZE_ARGS = ("in_features", "out_features", "in_channels", "out_channels", "kernel_size",
+              "stride", "padding", "dilation", "groups", "num_features", "num_embeddings",
+              "embedding_dim", "num_groups", "num_channels", "embed_dim", "num_heads", "kdim",
+              "vdim", "normalized_shape")
+_VALID = {"in_features": 4, "out_features": 3, "in_channels": 2, "out_channels": 2,
+          "kernel_size": 3, "stride": 1, "padding": 1, "dilation": 1, "groups": 1,
+          "num_features": 4, "num_embeddings": 5, "embedding_dim": 3, "num_groups": 2,
+          "num_channels": 4, "embed_dim": 8, "num_heads": 2, "kdim": 8, "vdim": 8,
+          "normalized_shape": 4}
+
+
+def _layer_size_cases():
+    import inspect
+    cases = []
+    for name in sorted(dir(nn)):
+        cls = getattr(nn, name)
+        if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
+            continue
+        params = list(inspect.signature(cls.__init__).parameters)
+        sizes = [p for p in params if p in _SIZE_ARGS]
+        if sizes:
+            required = [p for p, v in inspect.signature(cls.__init__).parameters.items()
+                        if p != "self" and v.default is inspect.Parameter.empty]
+            cases += [(cls, required, sizes, arg) for arg in sizes]
+    return cases
+
+
+@pytest.mark.parametrize("cls, required, sizes, arg", _layer_size_cases(),
+                         ids=lambda v: v.__name__ if isinstance(v, type) else
+                         (v if isinstance(v, str) else None))
+@pytest.mark.parametrize("bad", ["2", 2.5, True])
+def test_every_layer_size_argument_refuses_a_non_integer(cls, required, sizes, arg, bad):
+    kwargs = {p: _VALID[p] for p in sizes if p in required or p == arg}
+    cls(**kwargs)   # the valid call works
+    kwargs[arg] = bad
+    # padding also takes the strings 'same'/'valid': another string is a ValueError (PyTorch's)
+    error = (TypeError, ValueError) if arg == "padding" and bad == "2" else TypeError
+    with pytest.raises(error) as info:
+        cls(**kwargs)
+    assert cls.__name__ in str(info.value) and arg in str(info.value), str(info.value)
