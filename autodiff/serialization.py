@@ -81,7 +81,7 @@ def _key_path_text(path):
 
 
 def _is_backend_array(x):
-    return isinstance(x, np.ndarray) or (B.name == "cupy" and isinstance(x, B.xp.ndarray))
+    return isinstance(x, np.ndarray) or (B.name != "numpy" and isinstance(x, B.xp.ndarray))
 
 
 def _encode(obj, path, name, arrays):
