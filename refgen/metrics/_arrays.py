@@ -5,7 +5,7 @@ import numpy as np  # host-side: SciPy and the reports work on host float64 arra
 import autodiff
 from autodiff import backend as B
 
-__all__ = ["backend_array", "host_float64"]
+__all__ = ["backend_array", "backend_float64", "host_float64"]
 
 
 def backend_array(x):
@@ -13,6 +13,13 @@ def backend_array(x):
     if isinstance(x, autodiff.Tensor):
         return x.data
     return B.to_backend(x)
+
+
+def backend_float64(x):
+    """``x`` (Tensor, NumPy or backend array, nested lists) as a float64 backend array."""
+    if isinstance(x, autodiff.Tensor):
+        x = x.data
+    return B.xp.asarray(x, dtype=B.xp.float64)
 
 
 def host_float64(x):

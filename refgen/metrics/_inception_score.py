@@ -21,8 +21,9 @@ with p(y) = 0 in a part has p(y|x) = 0 for every row of that part and contribute
 """
 from typing import NamedTuple
 
-import autodiff
 from autodiff import backend as B
+
+from ._arrays import backend_float64
 
 __all__ = ["inception_score", "MeanStd"]
 
@@ -41,10 +42,8 @@ def inception_score(probs, splits=10, atol=1e-6):
     :param splits: number of consecutive parts (default 10); needs N >= splits.
     :return: ``MeanStd(mean, std)`` of floats; 1 <= IS <= C.
     """
-    if isinstance(probs, autodiff.Tensor):
-        probs = probs.data
     xp = B.xp
-    p = xp.asarray(probs, dtype=xp.float64)
+    p = backend_float64(probs)
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
         raise ValueError(f"probs must be (N samples, C classes) probabilities, got shape "
                          f"{tuple(p.shape)}")

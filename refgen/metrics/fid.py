@@ -39,10 +39,9 @@ import numpy as np
 # host-side: see above; the matrix square root has no CuPy counterpart
 import scipy.linalg
 
-import autodiff
 from autodiff import backend as B
 
-from ._arrays import host_float64
+from ._arrays import backend_array, host_float64
 
 __all__ = ["frechet_distance", "fid_from_features", "feature_statistics", "RunningStatistics",
            "METHODS"]
@@ -56,9 +55,7 @@ def as_features(x, name, xp=None):
     Accepts NumPy or backend arrays and autodiff Tensors; names ``name`` in the error
     (not 2-D, empty, or with a NaN or inf entry).
     """
-    if isinstance(x, autodiff.Tensor):
-        x = x.data
-    a = host_float64(x) if xp is None else xp.asarray(x, dtype=xp.float64)
+    a = host_float64(x) if xp is None else xp.asarray(backend_array(x), dtype=xp.float64)
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array of features (N samples, D dimensions), "
                          f"got shape {tuple(a.shape)}")

@@ -40,8 +40,9 @@ bpd equals the bpd of the mean log-likelihood).
 """
 import math
 
-import autodiff
 from autodiff import backend as B
+
+from ._arrays import backend_float64
 
 __all__ = ["bits_per_dim", "bits_per_dim_discrete", "bits_per_dim_from_elbo",
            "bits_per_dim_from_ode", "data_scale", "LOG2"]
@@ -50,11 +51,8 @@ LOG2 = math.log(2.0)
 
 
 def _arr(x, name):
-    if isinstance(x, autodiff.Tensor):
-        x = x.data
-    xp = B.xp
-    a = xp.asarray(x, dtype=xp.float64)
-    if not bool(xp.isfinite(a).all()):
+    a = backend_float64(x)
+    if not bool(B.xp.isfinite(a).all()):
         raise ValueError(f"{name} has non-finite values")
     return a
 

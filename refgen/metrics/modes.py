@@ -16,8 +16,9 @@ Standard settings: ``ring8`` (8 modes on a circle of radius 2, sigma 0.02) and `
 """
 import math
 
-import autodiff
 from autodiff import backend as B
+
+from ._arrays import backend_array
 
 __all__ = ["mode_coverage", "ModeCoverage"]
 
@@ -52,7 +53,7 @@ def mode_coverage(samples, density, threshold=3.0, min_count=20):
         ``kl_modes`` (nats; nan when no sample is of high quality) and ``counts`` (per mode).
     """
     density, means, sigma = _mixture(density)
-    x = samples.data if isinstance(samples, autodiff.Tensor) else B.to_backend(samples)
+    x = backend_array(samples)
     if x.ndim != 2 or x.shape[1] != 2 or x.shape[0] == 0:
         raise ValueError(f"mode_coverage expects samples of shape (N, 2) with N >= 1, got "
                          f"{tuple(x.shape)}")

@@ -29,6 +29,7 @@ import math
 import autodiff
 from autodiff import backend as B
 
+from ._arrays import backend_array
 from .extractors import EXTRACTORS, MNISTClassifierNotFoundError, get_extractor
 from .fid import METHODS, fid_from_features
 from ._inception_score import inception_score
@@ -63,9 +64,7 @@ def parse_metric_names(names, known):
 
 
 def _as_array(x, what):
-    if isinstance(x, autodiff.Tensor):
-        x = x.data
-    a = B.to_backend(x)
+    a = backend_array(x)
     if a.ndim < 2 or a.shape[0] == 0:
         raise ValueError(f"{what} must be a batch of examples (N, ...) with N >= 1, got shape "
                          f"{tuple(a.shape)}")
