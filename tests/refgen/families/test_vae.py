@@ -235,7 +235,7 @@ def _digits_model(**overrides):
     from refgen.families.base import data_info_for_config
     data = load_dataset("digits", split="val")
     config = V.default_config(data.info)
-    config.update(latent_dim=2, hidden=[16], **overrides)
+    config.update({"latent_dim": 2, "hidden": [16], **overrides})
     config["data_info"] = data_info_for_config(data.info)
     return V.build(config), data
 
@@ -442,3 +442,33 @@ def test_a_linear_vae_learns_probabilistic_pca(tmp_path):
     # E[gap] >= 0 (the ELBO is a bound); both sides are Monte Carlo estimates, hence -Z se
     se = gap.std(ddof=1) / math.sqrt(gap.size)
     assert -Z * se <= gap.mean() < 0.05, (gap.mean(), se)
+
+
+def test_figures_and_the_estimate_command_from_a_checkpoint(tmp_path, capsys):
+    """A few steps of training, then ``python -m refgen.families.vae estimate|figures`` on
+    the checkpoint: the estimate is a finite JSON number with its standard error, and the
+    three figures are written (the latent space because latent_dim = 2)."""
+    import json
+
+    from refgen.families.vae import __main__ as cli
+    from refgen.families.vae.figures import plot_latent_space
+    from refgen.train import TrainConfig, fit
+    model, data = _digits_model(decoder="bernoulli")
+    model.config["data"] = "digits"
+    model.family = "vae"
+    result = fit(model, data, TrainConfig(steps=2, batch_size=16, log_every=1,
+                                          checkpoint_every=2, out_dir=str(tmp_path)),
+                 progress=False)
+    assert cli.main(["estimate", "--checkpoint", result.checkpoint_path, "--k", "20",
+                     "--n", "4", "--split", "val"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["examples"] == 4 and out["k"] == 20
+    assert math.isfinite(out["nll_estimate"]) and out["nll_estimate_se"] > 0
+    prefix = str(tmp_path / "fig")
+    assert cli.main(["figures", "--checkpoint", result.checkpoint_path, "--split", "val",
+                     "--out", prefix]) == 0
+    for name in ("reconstructions", "interpolations", "latent"):
+        assert (tmp_path / f"fig_{name}.png").stat().st_size > 0
+    wide, _ = _digits_model(decoder="bernoulli", latent_dim=3)
+    with pytest.raises(ValueError, match="latent has 3 dims; the figure needs 2"):
+        plot_latent_space(wide, data, str(tmp_path / "no.png"))
