@@ -29,7 +29,7 @@ import autodiff
 import autodiff.functional as F
 from autodiff import backend as B
 
-from .bijections import AffineCoupling, sum_per_example
+from .bijections import AffineCoupling, _check_input, sum_per_example
 
 __all__ = ["rational_quadratic_spline", "SplineCoupling"]
 
@@ -153,11 +153,9 @@ class SplineCoupling(AffineCoupling):
         return b * x + (1 - b) * out, sum_per_example(ld * (1 - b))
 
     def forward(self, x, cond=None):
-        from .bijections import _check_input
         _check_input(x, self.shape, "SplineCoupling")
         return self._spline(x, cond, inverse=False)
 
     def inverse(self, z, cond=None):
-        from .bijections import _check_input
         _check_input(z, self.shape, "SplineCoupling")
         return self._spline(z, cond, inverse=True)
