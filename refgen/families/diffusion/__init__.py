@@ -47,7 +47,7 @@ def default_config(data_info):
     info, shape = _info(data_info)
     config = {"timesteps": 1000, "prediction": "eps", "loss": "simple",
               "variance": "beta_tilde", "vlb_weight": 0.001, "sampler": "ancestral",
-              "steps": None, "clip_denoised": True}
+              "sample_steps": None, "clip_denoised": True}
     num_classes = info.get("num_classes")
     if len(shape) == 3 and info.get("kind") == "image":
         config.update({"backbone": "unet", "beta_schedule": "cosine", "model_channels": 32,

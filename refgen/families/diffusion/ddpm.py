@@ -142,7 +142,7 @@ class DDPM(GenerativeModel):
     ``num_classes``, ``backbone`` ("mlp" with ``hidden``, ``depth``, ``emb_dim``; "unet"
     with ``model_channels``, ``channel_mult``, ``num_res_blocks``, ``attention_resolutions``,
     ``num_groups``, ``dropout``), ``clip_denoised`` (clip x0_hat to [-1, 1] while sampling,
-    for images), ``sampler``/``steps`` (the defaults of ``sample``), ``eval_examples`` (how
+    for images), ``sampler``/``sample_steps`` (the defaults of ``sample``), ``eval_examples`` (how
     many examples ``evaluate`` computes the bound on), ``bound_timesteps`` (None: all T
     terms of the bound; K: an unbiased estimate from K of them, see ``vlb_terms``), and
     ``data_info``.
@@ -475,12 +475,18 @@ class DDPM(GenerativeModel):
             settings["variance"] = variance
         if name == "ancestral":
             settings.setdefault("variance", self.variance)
-        if steps is None:
-            steps = self.config.get("steps") or _DEFAULT_STEPS[name]
         T = self.schedule.num_timesteps
-        steps = T if steps is None else steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= T:
-            raise ValueError(f"ddpm.sample: steps must be an int in [1, {T}], got {steps!r}")
+        if steps is None:
+            steps = self.config.get("sample_steps") or _DEFAULT_STEPS[name] or T
+            if name not in S.K_SAMPLERS:
+                steps = min(steps, T)
+        # the chain samplers visit a subset of the T timesteps; the sigma-view solvers take
+        # any number of noise levels between sigma_min and sigma_max
+        high = T if name not in S.K_SAMPLERS else None
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or \
+                (high is not None and steps > high):
+            raise ValueError(f"ddpm.sample: steps for {name} must be an int in "
+                             f"[1, {high if high else 'inf'}], got {steps!r}")
         return name, settings, steps
 
     def sample(self, n, generator=None, cond=None, sampler=None, steps=None, guidance=None,

@@ -401,8 +401,11 @@ def test_sampler_options_and_their_errors():
         model.sample(2, g, sampler="heun", eta=1.0)
     with pytest.raises(ValueError, match="bad setting"):
         model.sample(2, g, sampler="ddim:eta")
-    with pytest.raises(ValueError, match=r"steps must be an int in \[1, 20\]"):
-        model.sample(2, g, steps=21)
+    with pytest.raises(ValueError, match=r"steps for ddim must be an int in \[1, 20\]"):
+        model.sample(2, g, sampler="ddim", steps=21)
+    assert model.sample(2, g, sampler="heun", steps=30).shape == (2, 2)   # any number of sigmas
+    model.sample(2, g, sampler="dpmpp_2m")
+    assert model.nfe_per_sample == 50                                     # its default
     with pytest.raises(ValueError, match="needs cond"):
         model.sample(2, g, guidance=1.0)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
