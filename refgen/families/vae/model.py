@@ -632,6 +632,9 @@ class VAE(GenerativeModel):
         return dataset
 
     def _dataset_batch(self, data, start, stop):
+        """Examples start..stop-1 as the likelihood sees them (images dequantized for the
+        Gaussian decoder, with ``Generator(start)`` so evaluations repeat exactly) and
+        their labels when the model is conditional."""
         x = autodiff.Tensor(data.x[start:stop])
         if self.levels and not self.discrete:
             x = autodiff.Tensor(self.dequantize(x.data, generator=autodiff.Generator(start)))
@@ -646,8 +649,9 @@ class VAE(GenerativeModel):
         binarization/dequantization as ``evaluate``): dict with ``nll_estimate`` (nats per
         example, -mean log p_hat), its Monte Carlo standard error ``nll_estimate_se``
         (sqrt(sum se_n^2) / N, the importance-sampling error only, given these examples)
-        and ``examples``. For the Gaussian decoder on images it is the density of the
-        dequantized examples, without the D log L offset that ``bits_per_dim`` adds."""
+        and ``examples``. For the Gaussian decoder on images the estimate is of the
+        density of dequantized examples, and the D log((hi - lo)/L) term of
+        ``bits_per_dim``'s convention is added, so the number compares with ``neg_elbo``."""
         data = self._evaluation_data(dataset)
         gen = generator if generator is not None else autodiff.Generator(0)
         n = len(data) if max_examples is None else min(len(data), int(max_examples))
@@ -657,6 +661,9 @@ class VAE(GenerativeModel):
             est, se = self.log_likelihood_estimate(x, k, cond=c, generator=gen)
             total += float(est.sum())
             var += float((se * se).sum())
+        if self.levels and not self.discrete:
+            lo, hi = self.value_range
+            total += n * self.num_dims * math.log((hi - lo) / self.levels)
         return {"nll_estimate": -total / n, "nll_estimate_se": math.sqrt(var) / n,
                 "examples": n, "k": int(k)}
 
