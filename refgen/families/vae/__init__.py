@@ -15,13 +15,13 @@ means, ``--temperature T``, ``--label K`` for the conditional VAE); ``refgen eva
 the negative ELBO in nats and bits/dim.
 """
 from .model import (DECODERS, OBJECTIVES, SMOKE_DATA, VAE, BernoulliDecoder,
-                    DiscretizedLogisticDecoder, GaussianDecoder, GaussianEncoder, build,
-                    default_config, estimate_from_log_weights, importance_log_weights,
-                    iwae_from_log_weights, kind, log_mean_exp, smoke_config,
-                    standard_normal_prior, train_defaults)
+                    ConvEncoderNet, DiscretizedLogisticDecoder, GaussianDecoder,
+                    GaussianEncoder, build, default_config, estimate_from_log_weights,
+                    importance_log_weights, iwae_from_log_weights, kind, log_mean_exp,
+                    smoke_config, standard_normal_prior, train_defaults)
 
-__all__ = ["kind", "VAE", "GaussianEncoder", "BernoulliDecoder", "GaussianDecoder",
-           "DiscretizedLogisticDecoder", "log_mean_exp", "importance_log_weights",
-           "iwae_from_log_weights", "estimate_from_log_weights", "standard_normal_prior",
-           "default_config", "build", "train_defaults", "smoke_config", "SMOKE_DATA",
-           "DECODERS", "OBJECTIVES"]
+__all__ = ["kind", "VAE", "GaussianEncoder", "ConvEncoderNet", "BernoulliDecoder",
+           "GaussianDecoder", "DiscretizedLogisticDecoder", "log_mean_exp",
+           "importance_log_weights", "iwae_from_log_weights", "estimate_from_log_weights",
+           "standard_normal_prior", "default_config", "build", "train_defaults",
+           "smoke_config", "SMOKE_DATA", "DECODERS", "OBJECTIVES"]

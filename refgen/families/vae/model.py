@@ -68,11 +68,11 @@ from ...distributions import (Bernoulli, DiagonalNormal, DiscretizedLogistic, In
                              Normal, kl_divergence)
 from ..base import GenerativeModel, check_sample_options
 
-__all__ = ["kind", "VAE", "GaussianEncoder", "BernoulliDecoder", "GaussianDecoder",
-           "DiscretizedLogisticDecoder", "log_mean_exp", "importance_log_weights",
-           "iwae_from_log_weights", "estimate_from_log_weights", "standard_normal_prior",
-           "default_config", "build", "train_defaults", "smoke_config", "SMOKE_DATA",
-           "DECODERS", "OBJECTIVES"]
+__all__ = ["kind", "VAE", "GaussianEncoder", "ConvEncoderNet", "BernoulliDecoder",
+           "GaussianDecoder", "DiscretizedLogisticDecoder", "log_mean_exp",
+           "importance_log_weights", "iwae_from_log_weights", "estimate_from_log_weights",
+           "standard_normal_prior", "default_config", "build", "train_defaults",
+           "smoke_config", "SMOKE_DATA", "DECODERS", "OBJECTIVES"]
 
 kind = "vae"
 
@@ -183,6 +183,41 @@ class GaussianEncoder(nn.Module):
         return DiagonalNormal(mu, autodiff.exp(0.5 * log_var))
 
 
+class ConvEncoderNet(nn.Module):
+    """The small convolutional network of the encoder for images (``encoder="conv"``):
+
+        (N, C, H, W) -> conv 4x4 stride 2 (``channels[0]``) -> act -> conv 4x4 stride 2
+        (``channels[1]``) -> act -> flatten -> [features, c] -> Linear -> (N, out_features)
+
+    (each stride-2 convolution with padding 1 halves H and W: 28 -> 14 -> 7, 8 -> 4 -> 2).
+    It takes the flattened x (N, D) as the MLP does and reshapes it to ``image_shape``; a
+    condition vector (N, cond_features) joins the flattened features before the Linear.
+    """
+
+    def __init__(self, image_shape, out_features, channels=(32, 64), activation="relu",
+                 cond_features=0):
+        super().__init__()
+        from ...backbones.mlp import make_activation
+        c, h, w = (int(s) for s in image_shape)
+        if h % 4 or w % 4:
+            raise ValueError(f"vae: the conv encoder halves H and W twice; they must be "
+                             f"multiples of 4, got image shape {tuple(image_shape)}")
+        self.image_shape, self.cond_features = (c, h, w), int(cond_features)
+        c1, c2 = (int(v) for v in channels)
+        self.conv1 = nn.Conv2d(c, c1, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 4, stride=2, padding=1)
+        self.act = make_activation(activation)
+        self.out = nn.Linear(c2 * (h // 4) * (w // 4) + self.cond_features, out_features)
+
+    def forward(self, x_flat, c=None):
+        h = x_flat.reshape((x_flat.shape[0],) + self.image_shape)
+        h = self.act(self.conv2(self.act(self.conv1(h))))
+        h = h.reshape(h.shape[0], -1)
+        if c is not None:
+            h = autodiff.cat([h, c], dim=-1)
+        return self.out(h)
+
+
 class BernoulliDecoder(nn.Module):
     """p_theta(x | z, c) = prod_j Bernoulli(x_j; sigma(l_j(z, c))); ``net`` gives the logits
     (*, D)."""
@@ -271,7 +306,8 @@ class VAE(GenerativeModel):
     """A VAE (or conditional VAE) with a Gaussian encoder and one of ``DECODERS``.
 
     :param config: ``default_config`` gives every key: ``latent_dim`` (d), ``hidden`` (MLP
-        widths of both networks), ``activation``, ``decoder`` (one of ``DECODERS``),
+        widths of both networks), ``activation``, ``encoder`` ('mlp' | 'conv': the
+        ``ConvEncoderNet`` for images, with ``conv_channels``), ``decoder`` (one of ``DECODERS``),
         ``variance`` ('learned' | 'fixed') and ``sigma`` (the fixed sigma) of the Gaussian
         decoder, ``beta`` (KL weight of the ELBO loss), ``objective`` ('elbo' | 'iwae'),
         ``k`` (samples per example: the IWAE's k, or the draws averaged in the ELBO's
@@ -317,8 +353,7 @@ class VAE(GenerativeModel):
         if d < 1:
             raise ValueError("vae: config['data_info'] must give the example 'shape'")
         if encoder is None:
-            encoder = GaussianEncoder(self._mlp(d, 2 * self.latent_dim, k_cond),
-                                      self.latent_dim, k_cond)
+            encoder = GaussianEncoder(self._encoder_net(d, k_cond), self.latent_dim, k_cond)
         if decoder is None:
             decoder = self._make_decoder(d, k_cond)
         self.encoder, self.decoder = encoder, decoder
@@ -329,6 +364,20 @@ class VAE(GenerativeModel):
         hidden = [int(hidden)] if isinstance(hidden, int) else [int(h) for h in hidden]
         return MLP(n_in, n_out, hidden=hidden, depth=None,
                    activation=self.config.get("activation", "tanh"), cond_features=k_cond)
+
+    def _encoder_net(self, d, k_cond):
+        kind_ = self.config.get("encoder", "mlp")
+        if kind_ == "mlp":
+            return self._mlp(d, 2 * self.latent_dim, k_cond)
+        if kind_ != "conv":
+            raise ValueError(f"vae: encoder must be 'mlp' or 'conv', got {kind_!r}")
+        if self.data_info.get("kind") != "image" or len(self.example_shape) != 3:
+            raise ValueError(f"vae: the conv encoder needs images (C, H, W); this data's "
+                             f"examples have shape {self.example_shape}")
+        return ConvEncoderNet(self.example_shape, 2 * self.latent_dim,
+                              channels=self.config.get("conv_channels", [32, 64]),
+                              activation=self.config.get("activation", "tanh"),
+                              cond_features=k_cond)
 
     def _make_decoder(self, d, k_cond):
         kind_ = self.decoder_kind
@@ -686,11 +735,12 @@ def is_image(info):
 def default_config(data_info):
     """The model for a data set: MNIST-sized images get Burda et al.'s (2016) architecture
     with one stochastic layer, 784-200-200-50 with tanh (and 50-200-200-784 back) and a
-    Bernoulli decoder; 8x8 digits a smaller
-    latent (16); 2-D points a 2-D latent, 2 x 128 ReLU layers and a learned-variance Gaussian
-    decoder."""
+    Bernoulli decoder; 8x8 digits the same with a 16-d latent; 2-D points a 2-D latent,
+    2 x 128 ReLU layers and a learned-variance Gaussian decoder. (The keys are described
+    in ``VAE``'s docstring.)"""
     info = dict(data_info or {})
     base = {"beta": 1.0, "objective": "elbo", "k": 1, "conditional": False,
+            "encoder": "mlp", "conv_channels": [32, 64],
             "num_classes": int(info.get("num_classes") or 0), "binarize_seed": 0, "eval_k": 0}
     if is_image(info):
         shape = tuple(info.get("shape", ()))

@@ -484,3 +484,21 @@ def test_dataset_estimate_uses_the_evaluation_convention_of_each_decoder():
         neg_elbo = model.evaluate(data, max_examples=30)["neg_elbo"]
         assert est["nll_estimate"] < neg_elbo < est["nll_estimate"] + 30, \
             (decoder, est, neg_elbo)
+
+
+def test_conv_encoder_on_images_trains_and_takes_labels(tmp_path):
+    from refgen.train import TrainConfig, fit
+    model, data = _digits_model(decoder="logistic", encoder="conv", conv_channels=[4, 8],
+                                conditional=True)
+    assert isinstance(model.encoder.net, V.ConvEncoderNet)
+    q = model.encode(autodiff.tensor(data.x[:3]), autodiff.tensor(data.y[:3]))
+    assert tuple(q.loc.shape) == (3, 2)
+    # the label reaches the conv encoder's Linear
+    q_other = model.encode(autodiff.tensor(data.x[:3]), autodiff.tensor((data.y[:3] + 1) % 10))
+    assert not np.allclose(B.to_numpy(q.loc.data), B.to_numpy(q_other.loc.data))
+    before = B.to_numpy(model.encoder.net.conv1.weight.data).copy()
+    fit(model, data, TrainConfig(steps=2, batch_size=16, log_every=1, checkpoint_every=2,
+                                 out_dir=str(tmp_path)), progress=False)
+    assert not np.array_equal(before, B.to_numpy(model.encoder.net.conv1.weight.data))
+    with pytest.raises(ValueError, match="encoder must be 'mlp' or 'conv', got 'resnet'"):
+        _digits_model(encoder="resnet")
