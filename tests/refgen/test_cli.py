@@ -133,10 +133,14 @@ def test_train_eval_sample_on_digits(capsys, tmp_path, dtype):
                  "--out", str(tmp_path / "s.png")]) == 1
     assert "cannot sample" in _error_line(capsys)
 
-    # a fresh run never overwrites a checkpoint; --resume of a finished run is a no-op
-    assert main(args) == 1
-    assert "checkpoint" in _error_line(capsys)
+    # --resume of a finished run is a no-op; a fresh run never overwrites a checkpoint: it
+    # moves the earlier run aside (test_cli_rerun.py has the details)
+    first = (run / "checkpoint.npz").read_bytes()
     assert main(args + ["--resume"]) == 0
+    assert (run / "checkpoint.npz").read_bytes() == first
+    assert main(args) == 0
+    assert "moved it to" in capsys.readouterr().err
+    assert (tmp_path / "run.1" / "checkpoint.npz").read_bytes() == first
 
 
 @pytest.mark.slow
