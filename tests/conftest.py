@@ -3,7 +3,8 @@
 * float64 by default: tests that compare numbers compare them in float64.
 * A hypothesis profile without deadlines (shared CI machines are noisy) and with
   derandomised, fixed-seed generation so a failure reproduces.
-* ``REFGEN_BACKEND=cupy`` runs the whole suite on the GPU backend.
+* ``REFGEN_BACKEND=cupy`` runs the whole suite on the GPU backend; ``REFGEN_BACKEND=strict``
+  on the strict test backend (NumPy with CuPy's refusals, ``autodiff/strict_backend.py``).
 * One BLAS thread unless the environment says otherwise, chosen here before NumPy loads
   (``refgen.cli.use_one_blas_thread``; the measured reason is in benchmarks/RESULTS.md).
 """
