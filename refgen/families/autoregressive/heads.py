@@ -86,7 +86,7 @@ class BernoulliHead:
 
 class CategoricalHead:
     """A softmax over L levels x = lo + (hi - lo) k / (L - 1); P = L (the 256-way softmax of
-    PixelRNN/PixelCNN, van den Oord et al. 2016a, sec. 5.3)."""
+    PixelRNN/PixelCNN, van den Oord et al. 2016a, sec. 2.2)."""
 
     name, discrete = "categorical", True
 
