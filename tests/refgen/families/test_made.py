@@ -12,6 +12,8 @@ import pytest
 
 import autodiff
 from autodiff import backend as B
+from refgen.families.autoregressive import made as made_family
+from refgen.families.base import data_info_for_config
 from refgen.families.common import made as M
 
 
@@ -125,9 +127,6 @@ def test_bad_arguments_are_named():
 
 
 # =========================================================================== the made family
-from refgen.families.autoregressive import made as made_family  # noqa: E402
-from refgen.families.autoregressive import heads as H  # noqa: E402
-from refgen.families.base import data_info_for_config  # noqa: E402
 
 
 def _binary_info(d, num_classes=None):
