@@ -1,10 +1,10 @@
 """Where a refgen training step spends its time: cProfile over N float32 steps.
 
-    python -m benchmarks.profile_step unet [--steps 10] [--top 25] [--sort tottime]
+    python -m benchmarks.profile_step unet|realnvp|ddpm|... [--steps 10] [--top 25] [--sort tottime]
 
 Prints the top functions by own time (``tottime``) and by cumulative time, per step,
 so RESULTS.md can say where the time goes. Runs under the benchmark environment
-(2 threads, OpenBLAS overrides removed). Only refgen is profiled; no torch is needed
+(one thread unless REFGEN_BENCH_THREADS, OpenBLAS overrides removed). Only refgen is profiled; no torch is needed
 except to build the same weights when it is installed.
 """
 import argparse
@@ -25,17 +25,16 @@ def main(argv=None):
     p.add_argument("--forward-only", action="store_true", help="(a) only: the forward chain")
     args = p.parse_args(argv)
 
-    import numpy as np  # host-side: the batch is made on the host
-    from . import frameworks, workloads
-    w = workloads.WORKLOADS[args.workload]
-    fw = frameworks.get("refgen", harness.THREADS)
-    arrays = w.make_batch(np.random.default_rng(1), np.float32, w.batch_size)
-    if w.key == "ops":
-        step = (workloads.make_chain_forward(fw, arrays) if args.forward_only
-                else workloads.make_chain_step(fw, arrays)[0])
+    from . import workloads, worker
+    if args.workload == "ops" and args.forward_only:
+        import numpy as np  # host-side: the batch is made on the host
+        from . import frameworks
+        w = workloads.WORKLOADS["ops"]
+        arrays = w.make_batch(np.random.default_rng(1), np.float32, w.batch_size)
+        step = workloads.make_chain_forward(frameworks.get("refgen", harness.THREADS), arrays)
     else:
-        fw.manual_seed(0)
-        step = workloads.make_step(fw, w, fw.build(w.make_model, "float32"), arrays)
+        step, _ = worker.build_step(args.workload, "refgen")
+    label = args.workload
     for _ in range(3):
         step()
     prof = cProfile.Profile()
@@ -46,7 +45,7 @@ def main(argv=None):
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out)
     total = stats.total_tt
-    print(f"{w.label}: {args.steps} steps, {1e3 * total / args.steps:.1f} ms/step under cProfile "
+    print(f"{label}: {args.steps} steps, {1e3 * total / args.steps:.1f} ms/step under cProfile "
           f"(profiling overhead inflates Python-heavy code)")
     stats.sort_stats(args.sort).print_stats(args.top)
     print(out.getvalue())

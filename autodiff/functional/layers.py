@@ -52,14 +52,18 @@ def linear(input, weight, bias=None):
         raise ValueError(
             f"linear: input of shape {tuple(input.shape)} does not match weight of shape "
             f"{tuple(weight.shape)} (need input.shape[-1] == weight.shape[-1])")
+    if weight.ndim == 2 and input.ndim >= 2 and (bias is None or (
+            isinstance(bias, Tensor) and tuple(bias.shape) == (weight.shape[0],))):
+        # The fused primitive (la.Linear: product and bias in one node). For input of more
+        # than two dimensions, one 2-D product instead of a batched one: the weight gradient
+        # is then a single (in, out) matmul rather than a stack of them summed afterwards.
+        if input.ndim == 2:
+            return la.linear(input, weight, bias)
+        lead = input.shape[:-1]
+        out = la.linear(input.reshape(-1, input.shape[-1]), weight, bias)
+        return out.reshape(lead + (weight.shape[0],))
     if weight.ndim == 1:
         out = la.matmul(input, weight)
-    elif input.ndim > 2:
-        # One 2-D product instead of a batched one: the weight gradient is then a single
-        # (in, out) matmul rather than a stack of them summed afterwards.
-        lead = input.shape[:-1]
-        out = la.matmul(input.reshape(-1, input.shape[-1]), weight.T)
-        out = out.reshape(lead + (weight.shape[0],))
     else:
         out = la.matmul(input, weight.T)
     if bias is not None:

@@ -57,7 +57,8 @@ class Sub(Function):
         return a - b
 
     def backward(self, g):
-        return g, -g
+        # only the gradients a recorded input needs (a constant operand is common: x - c)
+        return g, (-g if self.inputs[1].requires_grad else None)
 
 
 class Mul(Function):
@@ -66,7 +67,9 @@ class Mul(Function):
 
     def backward(self, g):
         a, b = self.inputs
-        return g * b, g * a
+        # only the products an input that requires grad needs: one operand is often a
+        # constant (a mask, a schedule coefficient), and its product would be thrown away
+        return (g * b if a.requires_grad else None), (g * a if b.requires_grad else None)
 
 
 class Div(Function):
@@ -78,7 +81,7 @@ class Div(Function):
     def backward(self, g):
         a, b = self.inputs
         ga = g / b
-        return ga, -ga * a / b
+        return (ga if a.requires_grad else None), (-ga * a / b if b.requires_grad else None)
 
 
 class Neg(Function):
@@ -332,7 +335,8 @@ class Relu(Function):
         return B.xp.maximum(a, 0).astype(a.dtype, copy=False)
 
     def backward(self, g):
-        return g * const(self.mask.astype(g.data.dtype))
+        # float * bool keeps the float dtype in one pass (no cast of the mask first)
+        return g * const(self.mask)
 
 
 class LeakyRelu(Function):

@@ -94,6 +94,43 @@ class MatMul(Function):
         return ga, gb
 
 
+class Linear(Function):
+    """y = x W^T (+ b) as one primitive, the fused form of ``matmul(x, W.T) + b`` (PyTorch's
+    ``addmm``). x (N, in), W (out, in), b (out,) -> y (N, out).
+
+        dL/dx = g W,    dL/dW = g^T x,    dL/db = sum_n g[n]
+
+    Faster than the composite, which records three nodes (transpose, matmul, broadcasting
+    add) and allocates the product and the sum separately, and whose backward adds two
+    transposes and the bias's unbroadcasting sum: here the bias is added in place into the
+    product and the backward is two matmuls and a row sum. Measured on the RealNVP 2-D step
+    (24 linears, batch 512; benchmarks/RESULTS.md, issue 10).
+    """
+
+    def forward(self, x, w, b=None):
+        out = B.xp.matmul(x, w.T)
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, g):
+        x, w = self.inputs[0], self.inputs[1]
+        gx = MatMul.apply(g, w) if x.requires_grad else None
+        gw = MatMul.apply(_mT(g), x) if w.requires_grad else None
+        if len(self.inputs) == 2:
+            return gx, gw
+        gb = rd.sum(g, 0) if self.inputs[2].requires_grad else None
+        return gx, gw, gb
+
+
+def linear(x, weight, bias=None):
+    """y = x W^T + b for x (N, in), weight (out, in), bias (out,) or None: one ``Linear``
+    node. Arguments are checked by ``autodiff.functional.linear``, the public entry."""
+    if bias is None:
+        return Linear.apply(x, weight)
+    return Linear.apply(x, weight, bias)
+
+
 def matmul(a, b):
     """Matrix product with ``torch.matmul``'s rules.
 

@@ -65,6 +65,21 @@ def test_matmul_gradients_broadcast_and_vectors(ba, bb, m, k, n, vec_a, vec_b, d
     gradcheck(matmul, [a, b])
 
 
+@pytest.mark.parametrize("n, d_in, d_out, bias", [(4, 3, 2, True), (1, 5, 3, False),
+                                                   (3, 1, 4, True)])
+def test_linear_primitive_gradients_and_composite(n, d_in, d_out, bias):
+    # The fused Linear node: first and second derivatives against central differences in x,
+    # W and b, and its value equal to the composite x W^T + b.
+    from autodiff.ops.linalg import Linear, linear
+    x, w = leaf(RNG.standard_normal((n, d_in))), leaf(RNG.standard_normal((d_out, d_in)))
+    args = [x, w] + ([leaf(RNG.standard_normal(d_out))] if bias else [])
+    out = linear(*args)
+    assert type(out.grad_fn) is Linear
+    expected = x.numpy() @ w.numpy().T + (args[2].numpy() if bias else 0.0)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-14, atol=1e-14)
+    gradcheck(lambda *a: linear(*a) ** 2, args)   # squared: the second order is not zero
+
+
 def test_matmul_with_array_operand():
     a = leaf(RNG.standard_normal((2, 3)))
     m = RNG.standard_normal((3, 2))

@@ -286,6 +286,14 @@ def _cases():
                    ((4,), (4,)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,))]:
         c[f"matmul_{sa}x{sb}"] = (lambda a, b: a @ b, lambda T, a, b: a @ b,
                                   [normal(*sa), normal(*sb)], True)
+    # ---- the fused linear primitive (autodiff.ops.linalg.Linear) against torch's F.linear
+    from autodiff.ops.linalg import linear as fused_linear
+    c["linear_fused"] = (lambda x, w, b: fused_linear(x, w, b) ** 2,
+                         lambda T, x, w, b: T.nn.functional.linear(x, w, b) ** 2,
+                         [normal(5, 4), normal(3, 4), normal(3)], True)
+    c["linear_fused_nobias"] = (lambda x, w: fused_linear(x, w).tanh(),
+                                lambda T, x, w: T.nn.functional.linear(x, w).tanh(),
+                                [normal(5, 4), normal(3, 4)], True)
     return c
 
 
