@@ -419,8 +419,9 @@ class EnergyModel(GenerativeModel):
         return autodiff.where(autodiff.Tensor(inside), lp,
                               autodiff.full((x.shape[0],), -math.inf, dtype=dtype))
 
-    def evaluate(self, dataset, ctx=None, batch_size=500, max_examples=2000):
-        """The NLL (exact on 2-D, an AIS estimate on images) and bits/dim; on toy 2-D data
+    def evaluate(self, dataset, ctx=None, batch_size=500, max_examples=None):
+        """The NLL (exact on 2-D, an AIS estimate on images) and bits/dim over the whole
+        ``dataset`` (log Z is computed once, so the examples are cheap); on toy 2-D data
         also the KL divergence to the truth, NLL - entropy, and log Z's error."""
         out = super().evaluate(dataset, ctx, batch_size=batch_size, max_examples=max_examples)
         info = self.log_normalizer()
