@@ -167,11 +167,13 @@ def test_logabsdet_equals_log_det_of_the_full_jacobian(name, seed):
     np.testing.assert_allclose(ld_inv.numpy(), _jacobian_logdet(inv, z, c), rtol=0, atol=1e-9)
 
 
-def test_conditional_coupling_depends_on_the_condition():
-    f, shape, _ = _build("affine_vec_cond", 1)
-    x = _input("affine_vec_cond", shape, 3, 1)
+@pytest.mark.parametrize("name", sorted(n for n in FACTORIES if FACTORIES[n][2]))
+def test_conditional_layers_depend_on_the_condition(name):
+    f, shape, _ = _build(name, 1)
+    x = _input(name, shape, 3, 1)
     c1, c2 = _cond(3, 1), _cond(3, 2)
     assert np.abs(f(x, c1)[0].numpy() - f(x, c2)[0].numpy()).max() > 1e-3
+    assert np.abs(f(x, c1)[1].numpy() - f(x, c2)[1].numpy()).max() > 1e-3
     with pytest.raises(ValueError, match="cond"):
         f(x)
 
