@@ -502,3 +502,22 @@ def test_conv_encoder_on_images_trains_and_takes_labels(tmp_path):
     assert not np.array_equal(before, B.to_numpy(model.encoder.net.conv1.weight.data))
     with pytest.raises(ValueError, match="encoder must be 'mlp' or 'conv', got 'resnet'"):
         _digits_model(encoder="resnet")
+
+
+def test_samples_follow_the_marginal_of_the_linear_gaussian_model():
+    """x = W z + b + s eps with z ~ N(0, T^2 I): mean b and covariance T^2 W W^T + s^2 I.
+    Each coordinate's mean within Z standard errors (sd / sqrt(n)); each variance within Z
+    standard errors of a sample variance (sd^2 sqrt(2 / (n - 1)), Gaussian data)."""
+    model, W, b, s = _model(orthogonal=False)
+    n = 40_000
+    for temperature in (1.0, 0.5):
+        x = B.to_numpy(model.sample(n, autodiff.Generator(3), temperature=temperature).data)
+        cov = temperature ** 2 * W @ W.T + s ** 2 * np.eye(W.shape[0])
+        sd = np.sqrt(np.diag(cov))
+        assert np.all(np.abs(x.mean(0) - b) <= Z * sd / math.sqrt(n))
+        assert np.all(np.abs(x.var(0, ddof=1) - sd ** 2) <= Z * sd ** 2 * math.sqrt(2 / (n - 1)))
+        # the decoder mean drops the s eps term: covariance T^2 W W^T
+        m = B.to_numpy(model.sample(n, autodiff.Generator(4), sampler="mean",
+                                    temperature=temperature).data)
+        var_m = temperature ** 2 * (W ** 2).sum(1)
+        assert np.all(np.abs(m.var(0, ddof=1) - var_m) <= Z * var_m * math.sqrt(2 / (n - 1)))
