@@ -34,6 +34,9 @@ How to add a primitive (one file here, two test entries)
 """
 from . import (activations, conv, elementwise, linalg, normalization, pool, reduce,  # noqa: F401
                resample, shape, special)
+from ._allocator import tune_malloc
+
+tune_malloc()   # a step's freed arrays stay in the heap for the next step (see _allocator)
 from .elementwise import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
