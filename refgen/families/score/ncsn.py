@@ -6,7 +6,8 @@ distance between training examples, sigma_L below the data's finest scale).
 
 Training: denoising score matching at every level (Song & Ermon 2019, eq. 5-6),
 
-    L(theta) = E_i E_x E_eps [ sigma_i^2 || s_theta(x + sigma_i eps, sigma_i) + eps / sigma_i ||^2 ] / 2,
+    L(theta) = E_i E_x E_eps [ sigma_i^2 || s_theta(x + sigma_i eps, sigma_i) + eps / sigma_i ||^2 ]
+               / 2,
 
 i uniform, lambda(sigma) = sigma^2 so every level weighs alike. With s_theta(x, sigma) =
 -eps_theta(x, c(sigma)) / sigma (``networks``; Song & Ermon 2020, technique 3) the term is

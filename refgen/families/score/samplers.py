@@ -5,8 +5,9 @@ Every sampler is ``sampler(sde, score_fn, x, timesteps, generator=None, **option
 ``timesteps`` = [t_0 = T > t_1 > ... > t_K = t_min] (``time_grid``) with the score
 ``score_fn(x, t) -> (N, *event)`` (t an (N,) Tensor), and returns the samples at t_min and
 the number of score evaluations per sample. The stochastic samplers return the last step's
-mean, without its noise (score_sde's ``noise_removal``: the noise added at t_min is below
-the data's resolution and only blurs).
+mean, without its noise (score_sde's ``noise_removal``). ``tweedie_denoise`` then removes the
+noise of std(t_min) that remains in x(t_min) (a model's ``denoise`` option; measured on ring8
+(std 0.02, VP, t_min = 1e-3, std(t_min) = 0.0105): 85.2% -> 92.2% high-quality samples).
 
 * ``euler_maruyama``: the reverse SDE (Song et al. 2021b, eq. 6) by Euler-Maruyama.
 * ``reverse_diffusion``: the reverse SDE through the SDE's own discretization (eq. 46;
@@ -23,12 +24,12 @@ The Langevin corrector (Song et al. 2021b, Algorithm 4-5, line "epsilon <- 2 alp
     step = 2 alpha_t (snr ||z|| / ||s||)^2,   x <- x + step s + sqrt(2 step) z,
 
 where alpha_t = exp(-beta(t) dt) ~ 1 - beta_i for VP and sub-VP (DDPM's alpha_i) and 1 for
-VE, and ||z||, ||s|| are the per-example norms averaged over the batch (score_sde's choice). Per-example
-ratios, as the algorithm reads for one chain, are unstable in low dimension: near a mode
-||s|| -> 0 and the step explodes (measured here: a 2-D standard normal's covariance grew from
-1 to 12 in 20 corrector steps at snr 0.16). This is Langevin dynamics x + (h/2) s + sqrt(h) z
-with h = 2 step (``common.langevin``), the step set so that the ratio of the noise to the
-drift is ``snr``.
+VE, and ||z||, ||s|| are the per-example norms averaged over the batch (score_sde's choice).
+Per-example ratios, as the algorithm reads for one chain, are unstable in low dimension: near
+a mode ||s|| -> 0 and the step explodes (measured here: a 2-D standard normal's covariance grew
+from 1 to 12 in 20 corrector steps at snr 0.16). This is Langevin dynamics x + (h/2) s +
+sqrt(h) z with h = 2 step (``common.langevin``), the step set so that the ratio of the noise to
+the drift is ``snr``.
 """
 import math
 
@@ -38,7 +39,7 @@ from ..common import ode
 from ..common.sde import SDE, VPSDE, expand_to
 
 __all__ = ["time_grid", "euler_maruyama", "reverse_diffusion", "langevin_corrector",
-           "predictor_corrector", "pf_ode_rk4", "pf_ode_rk45", "SAMPLERS"]
+           "predictor_corrector", "pf_ode_rk4", "pf_ode_rk45", "tweedie_denoise", "SAMPLERS"]
 
 
 def time_grid(sde, steps, t_min=None):
@@ -187,6 +188,16 @@ def pf_ode_rk45(sde, score_fn, x, timesteps, generator=None, rtol=1e-5, atol=1e-
     with autodiff.no_grad():
         y, info = ode.rk45(_pf_velocity(sde, score_fn), x, ts[0], ts[-1], rtol=rtol, atol=atol)
     return y.detach(), info["nfe"]
+
+
+def tweedie_denoise(sde, score_fn, x, t):
+    """E[x0 | x(t) = x] = (x + std(t)^2 s(x, t)) / m(t) (Tweedie's formula; Efron 2011,
+    eq. 2.8; the final step of Jolicoeur-Martineau et al. 2021): removes the noise of
+    std(t_min) a sampler stops at. One score evaluation."""
+    m, std = sde.marginal_coefficients(t, x.shape[0], x.dtype)
+    tt = autodiff.full((x.shape[0],), float(t), dtype=x.dtype)
+    with autodiff.no_grad():
+        return ((x + expand_to(std * std, x) * score_fn(x, tt)) / expand_to(m, x)).detach()
 
 
 SAMPLERS = {

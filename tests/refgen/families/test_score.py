@@ -100,6 +100,15 @@ def test_optimal_denoiser_gives_the_score(name):
         want, rtol=1e-12, atol=1e-12)
 
 
+def test_tweedie_denoise_is_the_posterior_mean():
+    sde, gm = SDES["vp"], _mixture()
+    x = sde.perturb(gm.sample(9, autodiff.Generator(16)), 0.05,
+                    autodiff.randn(9, 2, generator=autodiff.Generator(17)))
+    got = samplers.tweedie_denoise(sde, gm.score_fn(sde), x, 0.05)
+    want = gm.denoiser(x, *sde.marginal_coefficients(0.05, 9))
+    np.testing.assert_allclose(_np(got), _np(want), rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------- denoising score matching
 def _perturbed(sde, gm, t, n, seed):
     g = autodiff.Generator(seed)
