@@ -26,6 +26,11 @@ the pixels above and to the right (2016b, fig. 1).
   of the centre, and the centre itself in the first layer), plus the vertical stack's
   features at the same pixel through a 1x1 convolution (v -> h; never h -> v, which would
   leak the current row into the vertical stack);
+* the masked part of a stack's kernel is always zero, so ``StackConv2d`` does not store or
+  multiply it: it keeps only the allowed rows (vertical: (c + 1) x k, first layer c x k)
+  or columns (horizontal: 1 x (c + 1), first layer 1 x c) and pads the image on the top or
+  left only (2016b's "shift" implementation), the same function as the masked k x k kernel
+  at about 2/3 of the cost for k = 3;
 * each layer is gated, y = tanh(W_f * x + V_f c) (.) sigmoid(W_g * x + V_g c) (2016b, eq. 4),
   with c a learned class embedding added inside both gates for a class-conditional model;
   the horizontal stack is residual after the first layer.
@@ -44,7 +49,7 @@ from autodiff import nn
 
 from .model import AutoregressiveModel
 
-__all__ = ["MaskedConv2d", "raster_mask", "vertical_mask", "horizontal_mask", "PixelCNN",
+__all__ = ["MaskedConv2d", "StackConv2d", "raster_mask", "vertical_mask", "horizontal_mask", "PixelCNN",
            "GatedPixelCNN", "GatedLayer", "PixelCNNModel", "default_config", "build",
            "train_defaults", "smoke_config", "SMOKE_DATA", "kind"]
 
@@ -104,6 +109,41 @@ class MaskedConv2d(nn.Conv2d):
         return F.conv2d(input, self.weight * self.mask, self.bias, 1, self.padding)
 
 
+class StackConv2d(nn.Conv2d):
+    """The convolution of one stack of the gated PixelCNN with its masked part cut away.
+
+    With c = k // 2, ``stack="vertical"``: kernel (c + 1, k) (first layer (c, k)), the image
+    padded by c rows on top and c columns on each side, so output (i, j) sees rows
+    i - c..i (first layer i - c..i - 1) and columns j - c..j + c; ``stack="horizontal"``:
+    kernel (1, c + 1) (first layer (1, c)), c columns of padding on the left, so output
+    (i, j) sees row i, columns j - c..j (first layer j - c..j - 1). Exactly the masked k x k
+    (1 x k) convolution with ``vertical_mask``/``horizontal_mask``, without the zero weights.
+    Parameters ``weight`` (out, in, kh, kw), ``bias`` (out,). (N, in, H, W) -> (N, out, H, W).
+    """
+
+    def __init__(self, in_channels, out_channels, stack, kernel_size, first):
+        c = int(kernel_size) // 2
+        if c < 1:
+            raise ValueError(f"StackConv2d: kernel_size must be >= 3 (odd), got {kernel_size!r}")
+        if stack == "vertical":
+            kernel, pad = (c if first else c + 1, 2 * c + 1), (c, c, c, 0)
+        elif stack == "horizontal":
+            kernel, pad = (1, c if first else c + 1), (c, 0, 0, 0)
+        else:
+            raise ValueError(f"StackConv2d: stack must be 'vertical' or 'horizontal', got "
+                             f"{stack!r}")
+        super().__init__(in_channels, out_channels, kernel)
+        self.stack, self.first, self.pad = stack, bool(first), pad
+
+    def forward(self, input):
+        H, W = input.shape[2], input.shape[3]
+        out = F.conv2d(F.pad(input, self.pad), self.weight, self.bias)
+        return out[:, :, :H, :W]   # the first layer's output has one extra row (column)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, stack={self.stack!r}, first={self.first}"
+
+
 def _conv1x1(a, b):
     return nn.Conv2d(a, b, 1)
 
@@ -153,8 +193,8 @@ class PixelCNN(nn.Module):
 class GatedLayer(nn.Module):
     """One layer of the gated PixelCNN (2016b, fig. 2), channels h:
 
-        v_pre = V_conv(v)                          (N, 2h)   k x k, vertical mask
-        h_pre = H_conv(h) + 1x1(v_pre)             (N, 2h)   1 x k, horizontal mask
+        v_pre = V_conv(v)                          (N, 2h)   rows above (StackConv2d)
+        h_pre = H_conv(h) + 1x1(v_pre)             (N, 2h)   left in the row
         (+ class embeddings e_v, e_h inside both gates)
         v'    = tanh(v_pre[:h]) * sigmoid(v_pre[h:])
         h'    = 1x1(tanh(h_pre[:h]) * sigmoid(h_pre[h:])) + h      (residual after layer 1)
@@ -163,9 +203,8 @@ class GatedLayer(nn.Module):
     def __init__(self, in_channels, channels, kernel_size, first, num_classes=0):
         super().__init__()
         self.channels, self.first = int(channels), bool(first)
-        self.v_conv = MaskedConv2d(in_channels, 2 * channels, vertical_mask(kernel_size, first))
-        self.h_conv = MaskedConv2d(in_channels, 2 * channels,
-                                   horizontal_mask(kernel_size, first))
+        self.v_conv = StackConv2d(in_channels, 2 * channels, "vertical", kernel_size, first)
+        self.h_conv = StackConv2d(in_channels, 2 * channels, "horizontal", kernel_size, first)
         self.v_to_h = _conv1x1(2 * channels, 2 * channels)
         self.h_out = _conv1x1(channels, channels)
         self.embedding = nn.Embedding(num_classes, 4 * channels) if num_classes else None
@@ -257,8 +296,8 @@ class PixelCNNModel(AutoregressiveModel):
                              f"{', '.join(ARCHITECTURES)}")
         for key in ("kernel_size", "first_kernel_size"):
             k = int(c.get(key, 3))
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"pixelcnn: {key} must be odd and positive, got {k!r}")
+            if k < 3 or k % 2 == 0:
+                raise ValueError(f"pixelcnn: {key} must be odd and >= 3, got {k!r}")
         for key in ("channels", "num_layers"):
             if int(c.get(key, 1)) < 1:
                 raise ValueError(f"pixelcnn: {key} must be >= 1, got {c.get(key)!r}")

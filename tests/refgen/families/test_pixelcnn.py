@@ -30,7 +30,7 @@ def _info(h, w, levels=2, num_classes=None):
 
 def _model(info, weight_scale=2.0, **overrides):
     config = P.default_config(info)
-    config.update(channels=6, num_layers=3, first_kernel_size=3, num_components=2)
+    config.update(channels=16, num_layers=3, first_kernel_size=3, num_components=2)
     config.update(overrides)
     config["data_info"] = data_info_for_config(info)
     model = P.build(config)
@@ -152,6 +152,26 @@ def test_masks():
     np.testing.assert_array_equal(B.to_numpy(P.horizontal_mask(3, False)), [[1, 1, 0]])
 
 
+@pytest.mark.parametrize("stack", ["vertical", "horizontal"])
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("k", [3, 5])
+def test_stack_convolution_is_the_masked_convolution(stack, first, k):
+    """StackConv2d (cropped kernel, one-sided padding) equals the k x k (1 x k) masked
+    convolution whose allowed taps hold its weights: same receptive field, same numbers."""
+    conv = P.StackConv2d(2, 3, stack, k, first)
+    mask = P.vertical_mask(k, first) if stack == "vertical" else P.horizontal_mask(k, first)
+    masked = P.MaskedConv2d(2, 3, mask)
+    kh, kw = conv.weight.shape[2:]
+    full = B.xp.zeros(masked.weight.shape)
+    full[:, :, :kh, :kw] = conv.weight.data          # the allowed taps: top rows / left columns
+    masked.weight.data = full
+    masked.bias.data = conv.bias.data.copy()
+    x = autodiff.randn(2, 2, 6, 7)
+    np.testing.assert_allclose(B.to_numpy(conv(x).data), B.to_numpy(masked(x).data),
+                               rtol=0, atol=1e-13)
+    assert float(B.xp.abs(B.xp.asarray(mask)[kh:, :]).sum() + B.xp.asarray(mask)[:, kw:].sum()) == 0
+
+
 def test_bad_configs_and_inputs_are_named():
     with pytest.raises(ValueError, match="one-channel"):
         _model({"name": "rgb", "kind": "image", "shape": [3, 4, 4], "levels": 256,
@@ -194,6 +214,10 @@ def test_pixelcnn_equals_pytorch_with_the_same_weights(arch):
         weight = p[prefix + ".weight"]
         if prefix + ".mask" in m:
             weight = weight * m[prefix + ".mask"]
+        module = model.net.get_submodule(prefix)
+        if isinstance(module, P.StackConv2d):      # one-sided padding, then crop
+            out = tF.conv2d(tF.pad(inp, module.pad), weight, p[prefix + ".bias"])
+            return out[:, :, :h, :w]
         kh, kw = weight.shape[2:]
         return tF.conv2d(inp, weight, p[prefix + ".bias"], padding=(kh // 2, kw // 2))
 
