@@ -29,8 +29,9 @@ the pixels above and to the right (2016b, fig. 1).
 * the masked part of a stack's kernel is always zero, so ``StackConv2d`` does not store or
   multiply it: it keeps only the allowed rows (vertical: (c + 1) x k, first layer c x k)
   or columns (horizontal: 1 x (c + 1), first layer 1 x c) and pads the image on the top or
-  left only (2016b's "shift" implementation), the same function as the masked k x k kernel
-  at about 2/3 of the cost for k = 3;
+  left only (the shifted-kernel form of common implementations): the same function as the
+  masked k x k kernel with 2/3 of its multiply-adds for k = 3 (measured: about 10 % less
+  CPU per training step; the padding and cropping copies take part of the gain);
 * each layer is gated, y = tanh(W_f * x + V_f c) (.) sigmoid(W_g * x + V_g c) (2016b, eq. 4),
   with c a learned class embedding added inside both gates for a class-conditional model;
   the horizontal stack is residual after the first layer.
@@ -49,9 +50,9 @@ from autodiff import nn
 
 from .model import AutoregressiveModel
 
-__all__ = ["MaskedConv2d", "StackConv2d", "raster_mask", "vertical_mask", "horizontal_mask", "PixelCNN",
-           "GatedPixelCNN", "GatedLayer", "PixelCNNModel", "default_config", "build",
-           "train_defaults", "smoke_config", "SMOKE_DATA", "kind"]
+__all__ = ["MaskedConv2d", "StackConv2d", "raster_mask", "vertical_mask", "horizontal_mask",
+           "PixelCNN", "GatedPixelCNN", "GatedLayer", "PixelCNNModel", "default_config",
+           "build", "train_defaults", "smoke_config", "SMOKE_DATA", "kind"]
 
 kind = "autoregressive"
 SMOKE_DATA = ["digits"]
