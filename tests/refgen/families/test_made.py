@@ -7,7 +7,7 @@ condition reaches every output.
 import itertools
 import math
 
-import numpy as np
+import numpy as np  # host-side: reference computations and comparisons
 import pytest
 
 import autodiff

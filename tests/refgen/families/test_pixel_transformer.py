@@ -3,7 +3,7 @@ draws from the model's own probabilities."""
 import itertools
 import math
 
-import numpy as np
+import numpy as np  # host-side: reference computations and comparisons
 import pytest
 
 import autodiff

@@ -11,7 +11,7 @@
 import itertools
 import math
 
-import numpy as np
+import numpy as np  # host-side: reference computations and comparisons
 import pytest
 
 import autodiff
