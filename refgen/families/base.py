@@ -65,6 +65,14 @@ LIKELIHOOD_KINDS = {
     "none": "no likelihood (GANs): judged by sample metrics only",
 }
 
+# How bits/dim come from each kind of likelihood (the first words of ``bpd_convention``).
+_BPD_SOURCE = {
+    "exact": "exact log-likelihood",
+    "bound": "from a lower bound on log p(x), so an upper bound on the model's bits/dim",
+    "estimate": "from a Monte Carlo estimate of log p(x)",
+    "ode": "from the probability-flow ODE log-likelihood",
+}
+
 # What a family's config keeps of the data set it was built for (all JSON-able).
 _DATA_INFO_KEYS = ("name", "kind", "shape", "levels", "value_range", "num_classes", "binary")
 
@@ -166,7 +174,7 @@ class GenerativeModel:
         likelihood)."""
         if not self.has_likelihood:
             return None
-        what = LIKELIHOOD_KINDS[self.likelihood_kind].split(" (")[0].split(":")[0]
+        what = _BPD_SOURCE[self.likelihood_kind]
         if self.discrete:
             return f"{what}; a probability mass of the stored values, no dequantization"
         if self.levels:
