@@ -152,52 +152,17 @@ def _resume_or_set_aside(out_dir, resume):
 # --------------------------------------------------------------------------- commands
 def cmd_train(args):
     _setup(args.device, args.dtype)
-    from refgen import families
-    from refgen.train import TrainConfig, fit
-
-    family = families.get_family(args.family)   # unknown family: lists the known ones
-    train_data = _load_data(args.data, args.train_split, args.data_dir)
-    eval_data = None if args.eval_split == "none" else \
-        _load_data(args.data, args.eval_split, args.data_dir)
-    info = dict(train_data.info)
-    info.setdefault("name", args.data)
-    config = family.default_config(info)
-    config.update(_parse_settings(args.set))
-    config["data"] = args.data
-    config["dtype"] = args.dtype
-    if getattr(family, "kind", None) is not None:   # a generative model: what it models
-        from refgen.families.base import data_info_for_config
-        config["data_info"] = data_info_for_config(info)
-
-    options = dict(getattr(family, "train_defaults", lambda info: {})(info))
-    cli = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-           "seed": args.seed, "eval_every": args.eval_every,
-           "checkpoint_every": args.checkpoint_every, "log_every": args.log_every}
-    options.update({k: v for k, v in cli.items() if v is not None})
-    if args.minutes is not None:
-        options["minutes"] = args.minutes
-        if args.steps is None:   # the time budget decides; a schedule could not know its end
-            options["steps"] = 10 ** 9
-            if options.get("lr_schedule", "constant") != "constant":
-                print(f"refgen: note: --minutes without --steps: constant learning rate "
-                      f"instead of the family's {options['lr_schedule']!r} schedule (give "
-                      "--steps to keep it)", file=sys.stderr)
-                options["lr_schedule"] = "constant"
-                options.pop("warmup_steps", None)
+    from refgen.families.training import prepare_run
+    from refgen.train import fit
     out_dir = args.out or os.path.join("runs", f"{args.family}-{args.data}")
-    options["out_dir"] = out_dir
-    # a short run (--steps 30) still logs, evaluates and checkpoints: intervals <= steps,
-    # and a family's warmup that would not fit is dropped
-    for key in ("checkpoint_every", "log_every", "eval_every"):
-        if options.get(key) is not None and options.get("steps") is not None:
-            options[key] = min(options[key], options["steps"])
-    if options.get("warmup_steps", 0) >= options.get("steps", 1):
-        options["warmup_steps"] = 0
-    train_config = TrainConfig(**options)
-
-    trainable = family.build(config, info)
-    if not getattr(trainable, "family", None):
-        trainable.family = args.family
+    options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+               "seed": args.seed, "eval_every": args.eval_every,
+               "checkpoint_every": args.checkpoint_every, "log_every": args.log_every}
+    _, trainable, train_config, train_data, eval_data = prepare_run(
+        args.family, args.data, out_dir, settings=_parse_settings(args.set), options=options,
+        minutes=args.minutes, dtype=args.dtype, data_dir=args.data_dir,
+        train_split=args.train_split, eval_split=args.eval_split,
+        note=lambda text: print(f"refgen: note: {text}", file=sys.stderr))
     resume = _resume_or_set_aside(out_dir, args.resume)
     result = fit(trainable, train_data, train_config, eval_data=eval_data,
                  resume=resume, progress=not args.quiet)
