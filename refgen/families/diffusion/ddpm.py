@@ -248,6 +248,7 @@ class DDPM(GenerativeModel):
             raise ValueError("ddpm: got a condition, but this model is unconditional (train "
                              "it with --set conditional=true on labelled data)")
         y = cond if isinstance(cond, autodiff.Tensor) else autodiff.Tensor(B.xp.asarray(cond))
+        n = y.shape[0] if n is None and y.ndim == 1 else n
         if y.shape != (n,) or y.dtype.kind not in "iu":
             raise ValueError(f"ddpm: cond must be ({n},) integer class labels, got shape "
                              f"{tuple(y.shape)} and dtype {y.dtype}")
@@ -563,6 +564,29 @@ class DDPM(GenerativeModel):
             x0, _, _ = self.predict(x * a, t_net, a, s, y, guidance, clip)
             return x0
         return denoiser
+
+    def eps_fn(self, cond=None, guidance=0.0):
+        """eps_hat(x, tau) for the score models: x (N, *example_shape) in the MODEL's space
+        (images in [-1, 1]), tau (N,) the network's time input (the step index, float: it may
+        lie between steps, where alpha_bar is interpolated in log space). This is the
+        contract of ``refgen.families.score.adapters.score_from_eps``, which makes the DDPM
+        a VP-SDE score network s = -eps_hat / std(t) (Song et al. 2021b, App. B)."""
+        y = self._labels(cond, None) if cond is not None else None
+        sched, xp = self.schedule, B.xp
+
+        def eps(x, tau):
+            tau = xp.asarray(tau.data if isinstance(tau, autodiff.Tensor) else tau,
+                             dtype=B.numpy.float64).reshape(-1)
+            if tau.shape != (x.shape[0],):
+                raise ValueError(f"ddpm.eps_fn: tau must be ({x.shape[0]},), got "
+                                 f"{tuple(tau.shape)}")
+            log_ab = xp.interp(tau, sched.timesteps.astype(B.numpy.float64),
+                               sched.log_alpha_bar)
+            shape = (-1,) + (1,) * (x.ndim - 1)
+            a = autodiff.Tensor(xp.exp(0.5 * log_ab).astype(x.dtype).reshape(shape))
+            s = autodiff.Tensor(xp.sqrt(-xp.expm1(log_ab)).astype(x.dtype).reshape(shape))
+            return self.predict(x, tau, a, s, y, guidance)[1]
+        return eps
 
     def _sample_karras(self, name, n, steps, y, w, clip, generator, dtype):
         sched = self.schedule

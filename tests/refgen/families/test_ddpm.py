@@ -455,3 +455,32 @@ def test_training_lowers_the_loss(prediction, tmp_path):
                                out_dir=str(tmp_path)), progress=False)
     d = before - _fixed_losses(model, held_out, 11)
     assert d.mean() > 4.5 * d.std(ddof=1) / math.sqrt(d.size), (d.mean(), d.std(ddof=1))
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_eps_fn_for_the_score_models(prediction):
+    """``eps_fn(x, tau)`` (the contract of refgen.families.score.adapters.score_from_eps)
+    returns the network's eps at step tau whatever the parameterisation: with the exact
+    network of Gaussian data (as eps, or converted to x_0) it is the exact eps at integer
+    tau; between steps it is continuous (alpha_bar interpolated)."""
+    m, s = 1.0, 0.5
+    model = _gaussian_ddpm(40, 0.1, m, s)
+    exact = model.net
+    if prediction == "x0":
+        class _AsX0(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.dummy = nn.Parameter(autodiff.zeros(1))
+
+            def forward(self, x, t, y=None):
+                idx = np.rint(_np(t)).astype(np.int64)
+                ab = _t(_np(model.schedule.alpha_bar)[idx][:, None])
+                return (x - autodiff.sqrt(1.0 - ab) * exact(x, t)) / autodiff.sqrt(ab)
+        model.config["prediction"] = "x0"
+        model.net = _AsX0()
+    x = _t(np.random.default_rng(12).standard_normal((4, 2)))
+    tau = np.array([0.0, 5.0, 17.0, 39.0])
+    np.testing.assert_allclose(_np(model.eps_fn()(x, _t(tau))), _np(exact(x, _t(tau))),
+                               rtol=1e-10, atol=1e-12)
+    near = _np(model.eps_fn()(x, _t(tau + 1e-7)))
+    np.testing.assert_allclose(near, _np(exact(x, _t(tau))), atol=1e-5)
