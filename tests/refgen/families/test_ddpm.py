@@ -484,3 +484,40 @@ def test_eps_fn_for_the_score_models(prediction):
                                rtol=1e-10, atol=1e-12)
     near = _np(model.eps_fn()(x, _t(tau + 1e-7)))
     np.testing.assert_allclose(near, _np(exact(x, _t(tau))), atol=1e-5)
+
+
+def test_hybrid_loss_bound_term_trains_only_the_variance():
+    """L_hybrid = L_simple + lambda L_vlb with the mean held fixed in L_vlb (Nichol & Dhariwal
+    2021, Sec. 3.1): the gradient reaching the mean half of the network's output is exactly
+    the simple loss's, 2 (out - target) / numel, and the variance half gets one too."""
+    info = {"kind": "points", "shape": [2], "name": "p"}
+    config = diffusion.smoke_config(info)
+    config.update({"loss": "hybrid", "data_info": info})
+    model = diffusion.build(config)
+    n = 16
+    out = nn.Parameter(_t(np.random.default_rng(13).normal(0, 0.5, (n, 4))))
+
+    class _Leaf(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.out = out
+
+        def forward(self, x, t, y=None):
+            return self.out
+    model.net = _Leaf()
+
+    class _Ctx:
+        generator = autodiff.Generator(14)
+
+        def optimize(self, player, loss):
+            loss.backward()
+    x = _t(np.random.default_rng(15).standard_normal((n, 2)))
+    model.training_step((x, None), 0, _Ctx())
+    # the same draws as the step: t, then eps, from a generator seeded alike
+    gen = autodiff.Generator(14)
+    t = gen.integers(0, model.schedule.num_timesteps, (n,))
+    eps = autodiff.randn(n, 2, generator=gen)
+    grad = _np(out.grad)
+    np.testing.assert_allclose(grad[:, :2], 2.0 * (_np(out)[:, :2] - _np(eps)) / (n * 2),
+                               rtol=1e-10, atol=1e-14)
+    assert np.abs(grad[:, 2:]).max() > 0
