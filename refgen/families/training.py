@@ -66,6 +66,8 @@ def prepare_run(name, data, out_dir, *, settings=None, options=None, minutes=Non
             train_options[key] = min(train_options[key], train_options["steps"])
     if train_options.get("warmup_steps", 0) >= train_options.get("steps", 1):
         train_options["warmup_steps"] = 0
+        if train_options.get("lr_schedule") == "warmup_cosine":   # needs 0 < warmup < steps
+            train_options["lr_schedule"] = "cosine"
     train_config = TrainConfig(**train_options)
 
     trainable = family.build(config, info)

@@ -83,13 +83,13 @@ class ToyDensity:
     def _log_prob(self, a):  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def entropy(self, n=200_000, seed=0):
+    def entropy(self, n=1_000_000, seed=0):
         """(H, standard error) in nats: H = -E_p[log p(x)], by Monte Carlo over ``n`` draws
         (a closed form, with error 0, where a density overrides this).
 
         The KL of a model to the truth is KL(p || p_theta) = E_p[-log p_theta] - H, so a
         model's test NLL minus this number; the error of that difference is dominated by the
-        test set's, not by this one's (2e-3 nats at the default n for ring8:std=0.1).
+        test set's, not by this one's (1e-3 nats at the default n for ring8:std=0.1).
         """
         if not self.exact:
             raise ValueError(f"{self.name}: no exact log-density, so no entropy")
