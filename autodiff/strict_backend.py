@@ -199,7 +199,8 @@ class StrictArray:
         return wrap(self._a[unwrap(index)])
 
     def __setitem__(self, index, value):
-        _refuse_host_arrays((value,), "__setitem__")
+        if isinstance(value, numpy.ndarray):   # CuPy copies a host value to the device here
+            _count("to_device")
         self._a[unwrap(index)] = unwrap(value)
 
     def __getattr__(self, name):

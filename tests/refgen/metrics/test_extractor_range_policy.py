@@ -12,8 +12,8 @@ from refgen.metrics.extractors import InceptionExtractor, get_extractor
 
 
 def _digits():
-    x = load_dataset("digits", split="val").x[:4]
-    return np.array(x.numpy() if hasattr(x, "numpy") else x)
+    from autodiff import backend as B
+    return np.array(B.to_numpy(load_dataset("digits", split="val").x[:4]))   # host copy
 
 
 def _slightly_outside(x):

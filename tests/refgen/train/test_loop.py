@@ -319,7 +319,7 @@ def test_a_generator_without_plain_state_is_a_clear_error(tmp_path):
             return {"noise": Opaque(3)}
 
     with pytest.raises(RuntimeError, match=r"generator generators\(\)\['noise'\] on backend "
-                                           "'numpy': its state is a object"):
+                                           f"'{autodiff.get_backend()}': its state is a object"):
         fit(Model(), ToyLoader(ToyData(), 16, autodiff.Generator(0)),
             default_config(tmp_path / "a"), progress=False)
 
