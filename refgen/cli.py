@@ -306,6 +306,10 @@ def _print_eval(args, header, family_numbers, report, extra):
         print(json.dumps(out))
         return
     print(header)
+    if extra.get("likelihood_kind"):
+        from refgen.families.base import LIKELIHOOD_KINDS
+        print(f"  likelihood: {extra['likelihood_kind']} "
+              f"({LIKELIHOOD_KINDS[extra['likelihood_kind']].split(':')[0].split(' (')[0]})")
     for k, v in family_numbers.items():
         note = f"  ({extra['bpd_convention']})" if k == "bpd" and "bpd_convention" in extra \
             else ""
@@ -390,6 +394,10 @@ def _eval_checkpoint(args, wanted):
     if wanted and "bpd" in wanted:
         numbers["bpd"], extra["bpd_convention"] = model_bits_per_dim(
             trainable, dataset, seed=args.seed, family_results=results)
+    elif "bpd" in numbers and getattr(trainable, "bpd_convention", None):
+        extra["bpd_convention"] = trainable.bpd_convention   # the family's own evaluate
+    if getattr(trainable, "likelihood_kind", None):
+        extra["likelihood_kind"] = trainable.likelihood_kind
     report = None
     if sample_wanted:
         args._n = args.n if args.n is not None else min(len(dataset), 10_000)
