@@ -211,7 +211,7 @@ def _sample_options(args):
     options = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance,
                "temperature": args.temperature}
     options = {k: v for k, v in options.items() if v is not None}
-    if args.label is not None:
+    if getattr(args, "label", None) is not None:
         options["cond"] = autodiff.full((args.n,), args.label, dtype="int64")
     return options
 
@@ -270,15 +270,16 @@ def _load_samples(path, example_shape):
     return x
 
 
-def _draw_samples(sample, n, seed, batch_size):
-    """n samples from ``sample(n, generator)`` in chunks of ``batch_size``, one generator."""
+def _draw_samples(sample, n, seed, batch_size, options=None):
+    """n samples from ``sample(n, generator, **options)`` in chunks of ``batch_size``, one
+    generator."""
     import autodiff
     from autodiff import backend as B
     generator = autodiff.Generator(seed)
     parts = []
     with autodiff.no_grad():
         for start in range(0, n, batch_size):
-            x = sample(min(batch_size, n - start), generator)
+            x = sample(min(batch_size, n - start), generator, **(options or {}))
             parts.append(x.data if isinstance(x, autodiff.Tensor) else B.to_backend(x))
     return B.xp.concatenate(parts, axis=0)
 
@@ -401,7 +402,8 @@ def _eval_checkpoint(args, wanted):
     report = None
     if sample_wanted:
         args._n = args.n if args.n is not None else min(len(dataset), 10_000)
-        samples = _draw_samples(sample, args._n, args.seed, batch_size=500)
+        samples = _draw_samples(sample, args._n, args.seed, batch_size=500,
+                                options=_sample_options(args))
         lo, hi = (float(v) for v in ckpt["config"].get("value_range", (0.0, 1.0)))
         if (lo, hi) != (0.0, 1.0):   # e.g. a model of 2x - 1 in [-1, 1]: back to [0, 1]
             samples = (samples - lo) / (hi - lo)
@@ -496,6 +498,15 @@ def _device_option(p):
                    help="cpu (NumPy, the default) or gpu (CuPy on an NVIDIA GPU)")
 
 
+def _sampler_options(p):
+    p.add_argument("--sampler", help="the family's sampler (e.g. ancestral, ddim, heun, pc)")
+    p.add_argument("--steps", type=int, help="sampler steps (diffusion, score, Langevin)")
+    p.add_argument("--guidance", type=float,
+                   help="classifier-free guidance weight w: (1 + w) eps(x, c) - w eps(x, null)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (flows, "
+                                                     "autoregressive models)")
+
+
 def _data_dir_option(p):
     p.add_argument("--data-dir", default=None,
                    help="where MNIST-style files are looked for first (then $REFGEN_DATA, "
@@ -578,12 +589,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="output file: .png (picture) or .npy (array)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler's generator (default: 0)")
     p.add_argument("--no-ema", action="store_true", help="use the raw (not averaged) weights")
-    p.add_argument("--sampler", help="the family's sampler (e.g. ancestral, ddim, heun, pc)")
-    p.add_argument("--steps", type=int, help="sampler steps (diffusion, score, Langevin)")
-    p.add_argument("--guidance", type=float,
-                   help="classifier-free guidance weight w: (1 + w) eps(x, c) - w eps(x, null)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (flows, "
-                                                     "autoregressive models)")
+    _sampler_options(p)
     p.add_argument("--label", type=int, help="class label for a class-conditional model")
     _device_option(p)
 
@@ -632,6 +638,7 @@ def build_parser():
                                                        "random subsets (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-ema", action="store_true", help="use the raw (not averaged) weights")
+    _sampler_options(p)
     _device_option(p)
 
     p = _sub(sub, "zoo", "train one model of each family and compare them",
