@@ -161,7 +161,7 @@ def run_own_processes(key, rounds, warmup, steps, rows, failures, info):
     scale = 1e6 if unit == "us/op" else 1e3
     if family:
         # issue 10's family targets are in steps/s: refgen at least PyTorch's (1.5x on 2-D)
-        cells = [f"{scale * rm / per:.3g} ms ({1 / rm:.0f}/s)", f"{scale * tm / per:.3g} ms ({1 / tm:.0f}/s)"]
+        cells = [f"{scale * rm / per:.3g} ms ({1 / rm:.3g}/s)", f"{scale * tm / per:.3g} ms ({1 / tm:.3g}/s)"]
     else:
         cells = [f"{scale * rm / per:.3g} {unit}", f"{scale * tm / per:.3g} {unit}"]
     rows.append([label, *cells, f"{ratio:.2f}", f"{min(per_round):.2f}-{max(per_round):.2f}",

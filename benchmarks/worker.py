@@ -66,6 +66,10 @@ def main(argv=None):
     p.add_argument("framework", choices=["refgen", "torch", "check"])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--other", choices=["none", "import", "interleave"], default="none",
+                   help="diagnosis of the one-process protocol (RESULTS.md): load the other "
+                        "framework and run its step once ('import') or between every timed "
+                        "step ('interleave'); only this framework's steps are timed")
     args = p.parse_args(argv)
     load = os.getloadavg()[0]
     if args.framework == "check":
@@ -74,12 +78,18 @@ def main(argv=None):
         print(json.dumps({"key": args.key, "max_rel_diff": err, "torch": torch.__version__}))
         return 0
     step, per = build_step(args.key, args.framework)
+    other = None
+    if args.other != "none":
+        other, _ = build_step(args.key, "torch" if args.framework == "refgen" else "refgen")
+        other()
     for _ in range(args.warmup):
         step()
     gc.collect()
     times = []
     clock = time.perf_counter
     for _ in range(args.steps):
+        if args.other == "interleave":
+            other()
         t0 = clock()
         step()
         times.append(clock() - t0)
