@@ -311,3 +311,23 @@ def test_class_accuracy_counts_the_classifiers_agreement_per_class():
     assert r["per_class"] == [1.0] + [0.0] * 9 and r["class_accuracy"] == 0.1
     numbers = model.evaluate(None)
     assert set(numbers) == {"class_accuracy", "class_accuracy_min"}
+
+
+@pytest.mark.slow
+def test_pacgan_covers_every_ring_mode(tmp_path):
+    """Quality (slow tier): PacGAN (pack=4) with a generator average, 12,000 steps on ring8
+    (the settings of benchmarks/QUALITY.md, where 3 of 3 seeds and the run over training put
+    >= 20 high-quality samples on all 8 modes): every mode gets >= 20 of 2500 samples within
+    3 std (Srivastava et al. 2017 protocol)."""
+    from refgen.metrics.modes import mode_coverage
+    from refgen.train import fit
+    _, info = _info("ring8")
+    train = load_dataset("ring8", split="train")
+    config = gan.default_config(info)
+    config.update(pack=4, g_ema=0.999, data_info=data_info_for_config(info))
+    model = gan.build(config, info)
+    options = dict(gan.train_defaults(info))
+    options.update(steps=12000, seed=1, eval_every=None, out_dir=str(tmp_path))
+    fit(model, train, TrainConfig(**options), progress=False)
+    r = mode_coverage(model.sample(2500, autodiff.Generator(0)), "ring8")
+    assert r["modes_with_min_count"] == 8, r
