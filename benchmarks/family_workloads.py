@@ -365,14 +365,14 @@ def _refgen_loss(w, model, x, seed):
     raise KeyError(w.family)
 
 
-def check(w, seed=0):
+def check(w, seed=0, batch_size=None):
     """Same parameters, batch and noise in float64 -> the same loss in both frameworks, before
     and after one Adam step (lr 1e-3). Returns the largest relative difference."""
     import autodiff
     import torch
     from autodiff import optim
     rng = np.random.default_rng(seed)
-    x = w.make_batch(rng, w.batch_size, np.float64)
+    x = w.make_batch(rng, batch_size or w.batch_size, np.float64)
     model = w.refgen_model("float64")
     params = _refgen_params(model)
     with autodiff.no_grad():

@@ -1,8 +1,10 @@
 """Shared benchmark machinery: thread settings, timing statistics, machine description.
 
-Timing protocol. The two frameworks run in one process. After ``warmup`` untimed
-steps each, ``steps`` timed steps of refgen and of PyTorch alternate (r, t, r, t, ...)
-so that slow phases of a shared machine hit both alike. A step is timed with
+Timing protocols. Issue 10's (``benchmarks.run``, the default): each framework in its own
+process (``benchmarks.worker``), processes alternating over rounds; ``time_interleaved``
+below is issue 2's one-process protocol, kept for information (``run --interleaved``): after
+``warmup`` untimed steps each, ``steps`` timed steps of refgen and of PyTorch alternate
+(r, t, r, t, ...) in one process. A step is timed with
 ``time.perf_counter`` around one call; the summary is the median and the
 interquartile range (IQR = q75 - q25). Ratios are refgen median / PyTorch median.
 """

@@ -15,7 +15,9 @@ from tests.crosscheck_utils import torch_or_skip
 pytestmark = pytest.mark.crosscheck
 
 MODULES = ["benchmarks", "benchmarks.harness", "benchmarks.frameworks", "benchmarks.models",
-           "benchmarks.workloads", "benchmarks.memory", "benchmarks.run"]
+           "benchmarks.workloads", "benchmarks.memory", "benchmarks.run", "benchmarks.worker",
+           "benchmarks.family_workloads", "benchmarks.engine_ab", "benchmarks.interleave_probe",
+           "benchmarks.gemm", "benchmarks.profile_step"]
 
 
 def test_imports_without_loading_torch():
@@ -97,3 +99,53 @@ def test_same_loss_check_fails_loudly_on_different_weights():
     refgen_fw.load_arrays = perturbed
     with pytest.raises(workloads.LossMismatch, match="loss at step 0"):
         workloads.check_same_loss(w, torch_fw, refgen_fw, batch_size=2)
+
+
+@pytest.mark.parametrize("key", ["realnvp", "ddpm", "vae", "made", "pixelcnn"])
+def test_family_steps_give_the_same_float64_loss_as_the_pytorch_models(key):
+    """The family's own model and the independent PyTorch model: same loss from the same
+    parameters, batch and noise, before and after one Adam step (rtol 1e-8), on 3 examples."""
+    torch_or_skip()
+    from benchmarks import family_workloads
+    err = family_workloads.check(family_workloads.FAMILY_WORKLOADS[key], batch_size=3)
+    assert err <= 1e-8
+
+
+def test_each_worker_loads_only_its_framework():
+    """A refgen worker never imports torch and a torch worker never imports autodiff."""
+    import json
+    import os
+    import subprocess
+    import sys
+    torch_or_skip()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for fw in ("refgen", "torch"):
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.worker", "realnvp", fw,
+                               "--steps", "1", "--warmup", "0"], capture_output=True, text=True,
+                              cwd=root, env={**os.environ, "PYTHONPATH": root})
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert len(out["times"]) == 1
+        assert not out["torch_imported" if fw == "refgen" else "autodiff_imported"]
+
+
+def test_own_process_rounds_alternate_the_order_and_pool_the_medians(monkeypatch):
+    """The runner's protocol: the check first, then one process per framework and round, the
+    order alternating; the ratio is of the pooled medians."""
+    from benchmarks import run
+    calls = []
+
+    def fake_worker(args, env):
+        calls.append(tuple(args[:2]))
+        if args[1] == "check":
+            return {"max_rel_diff": 0.0, "torch": "x"}
+        t = [2.0, 2.0, 4.0] if args[1] == "refgen" else [1.0, 1.0, 1.0]
+        return {"times": t, "per": 1, "load_before": 1.0, "load_after": 1.0,
+                "torch_imported": False, "autodiff_imported": False}
+
+    monkeypatch.setattr(run, "_worker", fake_worker)
+    rows = []
+    run.run_own_processes("made", 3, 0, 3, rows, [], {})
+    assert calls == [("made", "check"), ("made", "refgen"), ("made", "torch"),
+                     ("made", "torch"), ("made", "refgen"), ("made", "refgen"), ("made", "torch")]
+    assert rows[0][3] == "2.00"      # median of pooled refgen steps 2.0 / torch 1.0
