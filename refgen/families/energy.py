@@ -335,6 +335,7 @@ class EnergyModel(GenerativeModel):
         if sampler == "grid":
             if self.image or len(self.box) != 2:
                 raise ValueError("ebm.sample: sampler 'grid' exists only for 2-D data")
+            self._last_nfe = 1   # one batched evaluation of E_theta on the grid
             return self._grid_sample(n, generator, dtype)
         if sampler != "langevin":
             raise ValueError(f"ebm.sample: unknown sampler {sampler!r}; known: langevin"
@@ -346,6 +347,7 @@ class EnergyModel(GenerativeModel):
         if not temperature >= 0:
             raise ValueError(f"ebm.sample: temperature must be >= 0, got {temperature}")
         x0 = self._uniform(n, generator, dtype)
+        self._last_nfe = steps
         return self._langevin(x0, steps, generator,
                               noise_scale=self.config["noise_scale"] * math.sqrt(temperature))
 
@@ -370,7 +372,10 @@ class EnergyModel(GenerativeModel):
 
     @property
     def nfe_per_sample(self):
-        return int(self.config["sample_steps"])
+        """Energy-gradient evaluations per sample of the last ``sample`` call (Langevin steps;
+        1 for the grid sampler's one batched evaluation), else of the default sampler."""
+        last = getattr(self, "_last_nfe", None)
+        return int(self.config["sample_steps"] if last is None else last)
 
     # ---- the normaliser and the likelihood
     def _fingerprint(self):

@@ -213,3 +213,12 @@ def test_grid_sampler_follows_the_grid_density():
     x = model.sample(2000, autodiff.Generator(3), sampler="grid").numpy()
     ref = exact_draws(MU, np.diag((S * 0.4) ** 2), 2000, seed=4)
     assert hotelling_two_sample_p(x, ref) > 1e-3 and box_m_p(x, ref) > 1e-3
+
+
+def test_nfe_per_sample_follows_the_sampler_in_use():
+    model, _ = _model()
+    assert model.nfe_per_sample == model.config["sample_steps"]   # the default sampler
+    model.sample(2, autodiff.Generator(0), steps=7)
+    assert model.nfe_per_sample == 7                             # Langevin steps asked for
+    model.sample(2, autodiff.Generator(0), sampler="grid")
+    assert model.nfe_per_sample == 1                             # one batched grid evaluation
