@@ -433,7 +433,7 @@ def _fixed_losses(model, x0, seed):
     xt = model.schedule.q_sample(x0, t, eps)
     a, s = model.schedule.coefficients(t, x0)
     with autodiff.no_grad():
-        out, _ = model._net(xt, _np(model.schedule.timesteps)[t].astype(np.float64), None)
+        out, _ = model._net(xt, model.schedule.timesteps[t].astype(B.xp.float64), None)
     target = prediction_target(model.config["prediction"], x0, eps, a, s)
     return _np(((out - target) ** 2).mean(dim=1))
 

@@ -453,8 +453,8 @@ def test_bits_per_dim_adds_the_dequantization_offset():
     model = _model("glow", DIGITS)
     _randomize(model.flow, 1, scale=0.05)
     k = np.random.default_rng(1).integers(0, 17, size=(3, 1, 8, 8))
-    x = k / 16.0
-    bpd = np.asarray(model.bits_per_dim(x, generator=autodiff.Generator(2)))
+    x = B.to_backend(k / 16.0)
+    bpd = B.to_numpy(model.bits_per_dim(x, generator=autodiff.Generator(2)))
     xd = model.dequantize(x, generator=autodiff.Generator(2))
     lp = model.log_prob(autodiff.Tensor(xd)).numpy()
     np.testing.assert_allclose(bpd, -(lp + 64 * math.log(1 / 17)) / (64 * math.log(2)),
