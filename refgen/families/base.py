@@ -221,7 +221,7 @@ class GenerativeModel:
             else autodiff.Generator(0)
         n = len(dataset) if max_examples is None else min(len(dataset), int(max_examples))
         d = self.num_dims
-        total_bpd, total_nll = 0.0, 0.0
+        total_bpd = 0.0
         with autodiff.no_grad():
             for start in range(0, n, batch_size):
                 stop = min(n, start + batch_size)

@@ -104,9 +104,12 @@ def write_figures(rows, out_dir):
         axes = list(axes[0])
         if not image:
             from ..data import load_dataset
-            truth = load_dataset(data, split="test", n=2500).x
             from ..plotting import to_host
-            _scatter(axes.pop(0), to_host(truth), "truth")
+            truth = to_host(load_dataset(data, split="test", n=2500).x)
+            # every panel on the truth's frame, widened by a quarter on each side
+            lo, hi = truth.min(axis=0), truth.max(axis=0)
+            frame = (lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo))
+            _scatter(axes.pop(0), truth, "truth", frame)
         for ax, row in zip(axes, group):
             x = _samples(out_dir, row)
             if x is None:
@@ -117,7 +120,7 @@ def write_figures(rows, out_dir):
                 ax.set_title(_label(row), fontsize=8)
                 ax.axis("off")
             else:
-                _scatter(ax, x, _label(row))
+                _scatter(ax, x, _label(row), frame)
         paths.append(save_figure(fig, os.path.join(out_dir, f"zoo_samples_{slug}.png")))
         plt.close(fig)
         # training curves
@@ -154,10 +157,10 @@ def write_figures(rows, out_dir):
     return paths
 
 
-def _scatter(ax, x, title):
+def _scatter(ax, x, title, frame):
     ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)
-    ax.set_xlim(-3, 3)
-    ax.set_ylim(-3, 3)
+    ax.set_xlim(frame[0][0], frame[1][0])
+    ax.set_ylim(frame[0][1], frame[1][1])
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])

@@ -137,7 +137,7 @@ def _train_family(name, data, run_dir, budget, kind_of_data, seed, data_dir, say
     return model, result.elapsed, result.step
 
 
-def _measure_job(job, out_dir, budget, seed, data_dir, say, sample_options, settings):
+def _measure_job(job, out_dir, budget, seed, data_dir, say, sample_options, budget_settings):
     data, family_kind, name = job
     run_dir = os.path.join(out_dir, _slug(data), name)
     os.makedirs(run_dir, exist_ok=True)
@@ -145,13 +145,14 @@ def _measure_job(job, out_dir, budget, seed, data_dir, say, sample_options, sett
     kind_of_data = "image" if test.info.get("kind") == "image" else "points"
     entropy, mixture = _truth(data)
     start = time.perf_counter()
+    settings = None
     if family_kind == "baseline":
         train, val = _load(data, "train", budget, data_dir), _load(data, "val", budget, data_dir)
         model = BASELINES[name](train.info).fit(train, val, generator=autodiff.Generator(seed))
         train_seconds, steps = time.perf_counter() - start, None
         model_name = name
     else:
-        settings = settings.get((name, kind_of_data))
+        settings = budget_settings.get((name, kind_of_data))
         model, train_seconds, steps = _train_family(name, data, run_dir, budget, kind_of_data,
                                                     seed, data_dir, say, settings)
         model_name = name
@@ -164,7 +165,7 @@ def _measure_job(job, out_dir, budget, seed, data_dir, say, sample_options, sett
     row.update(family=family_kind, model=model_name, data=data, params=count_parameters(model),
                train_seconds=train_seconds, train_steps=steps,
                sample_options=sample_options or {},
-               settings=(settings or {}) if family_kind != "baseline" else {})
+               settings=settings or {})
     if family_kind == "baseline":
         row["smoothing"] = model.choice
     # host-side: a few samples kept for the figures (small: <= 64 images or 2500 points)
