@@ -49,8 +49,10 @@ import tempfile
 import zipfile
 import zlib
 
-# Host-side file I/O: the archive is read and written on the host with NumPy directly
-# (device arrays are copied to the host first, and back to the active backend on load).
+# host-side: file I/O. np.savez/np.lib.format read and write host arrays only (CuPy has no
+# .npz reader that checks sizes before allocating); device arrays are copied to the host
+# explicitly (B.to_numpy) before saving, and loaded arrays move to the active backend
+# (B.to_backend) once they are checked.
 import numpy as np
 
 from . import backend as B
