@@ -49,7 +49,7 @@ import autodiff
 from autodiff import backend as B
 
 __all__ = ["KINDS", "LIKELIHOOD_KINDS", "GenerativeModel", "data_info_for_config",
-           "check_sample_options", "check_kind"]
+           "with_data_info", "check_sample_options", "check_kind"]
 
 # The taxonomy's seven families (GUIDE.md, "Families").
 KINDS = ("autoregressive", "vae", "gan", "flow", "diffusion", "score", "energy")
@@ -98,6 +98,15 @@ def data_info_for_config(info):
                          "it to know what it models")
     out["shape"] = [int(s) for s in out["shape"]]
     return out
+
+
+def with_data_info(config, data_info=None):
+    """A copy of ``config`` that holds ``data_info`` (as ``data_info_for_config`` keeps it)
+    unless it has its own: what every family's ``build(config, data_info)`` does first."""
+    config = dict(config)
+    if data_info is not None and "data_info" not in config:
+        config["data_info"] = data_info_for_config(data_info)
+    return config
 
 
 def check_sample_options(who, options, known):

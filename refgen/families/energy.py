@@ -502,10 +502,8 @@ def smoke_config(data_info):
 
 
 def build(config, data_info=None):
-    config = dict(config)
-    if "data_info" not in config and data_info is not None:
-        from .base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from .base import with_data_info
+    config = with_data_info(config, data_info)
     full = default_config(data_info or config.get("data_info"))
     full.update(config)
     return EnergyModel(full)

@@ -178,8 +178,6 @@ class MADEModel(AutoregressiveModel):
 
 
 def build(config, data_info=None):
-    config = dict(config)
-    if data_info is not None and "data_info" not in config:
-        from ..base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from ..base import with_data_info
+    config = with_data_info(config, data_info)
     return MADEModel(config)

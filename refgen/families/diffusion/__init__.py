@@ -65,10 +65,8 @@ def default_config(data_info):
 
 def build(config, data_info=None):
     """A ``DDPM`` from its config (``data_info`` fills ``config['data_info']`` if missing)."""
-    config = dict(config)
-    if "data_info" not in config and data_info is not None:
-        from ..base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from ..base import with_data_info
+    config = with_data_info(config, data_info)
     return DDPM(config)
 
 

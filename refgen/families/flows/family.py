@@ -5,7 +5,7 @@
 ``refgen train realnvp --data ring8:std=0.1 --minutes 1`` trains one; ``--set`` changes the
 config (``num_layers``, ``hidden``, ``num_bins``, ``conditional=true``, ...).
 """
-from ..base import data_info_for_config
+from ..base import with_data_info
 from .models import FlowModel
 
 __all__ = ["FlowFamily", "realnvp", "glow", "nsf", "maf"]
@@ -93,8 +93,7 @@ class FlowFamily:
         if config["architecture"] != self.architecture:
             raise ValueError(f"family {self.architecture!r} got a config for architecture "
                              f"{config['architecture']!r}")
-        if data_info is not None and "data_info" not in config:
-            config["data_info"] = data_info_for_config(data_info)
+        config = with_data_info(config, data_info)
         model = FlowModel(config)
         model.family = self.architecture
         return model

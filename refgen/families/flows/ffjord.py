@@ -25,7 +25,7 @@ import autodiff
 from autodiff import backend as B
 
 from ...backbones.mlp import MLP
-from ..base import GenerativeModel, check_sample_options, data_info_for_config
+from ..base import GenerativeModel, check_sample_options, with_data_info
 from ..common.ode import SOLVERS, ode_log_likelihood, odeint
 from .models import standard_normal_log_prob
 
@@ -173,9 +173,7 @@ class _FFJORDFamily:
         return cfg
 
     def build(self, config, data_info=None):
-        config = dict(config)
-        if data_info is not None and "data_info" not in config:
-            config["data_info"] = data_info_for_config(data_info)
+        config = with_data_info(config, data_info)
         return FFJORD(config)
 
 

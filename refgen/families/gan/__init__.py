@@ -54,10 +54,8 @@ def smoke_config(data_info):
 
 def build(config, data_info=None):
     """A ``GAN`` from its config (``config['data_info']`` describes the data)."""
-    config = dict(config)
-    if "data_info" not in config and data_info is not None:
-        from ..base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from ..base import with_data_info
+    config = with_data_info(config, data_info)
     full = default_config(config.get("data_info"))
     full.update(config)
     return GAN(full)

@@ -168,8 +168,6 @@ def train_defaults(data_info):
 
 
 def build(config, data_info=None):
-    config = dict(config)
-    if "data_info" not in config and data_info is not None:
-        from ..base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from ..base import with_data_info
+    config = with_data_info(config, data_info)
     return NCSNModel(config)

@@ -251,7 +251,6 @@ def build(config, data_info=None):
         config["sde"] = _sde_defaults(config["sde"], config.get("data_info") or data_info)
     if config.get("objective") not in ("dsm", "ssm"):
         raise ValueError(f"sde: objective must be 'dsm' or 'ssm', got {config.get('objective')!r}")
-    if "data_info" not in config and data_info is not None:
-        from ..base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from ..base import with_data_info
+    config = with_data_info(config, data_info)
     return ScoreSDEModel(config)

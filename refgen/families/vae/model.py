@@ -779,8 +779,6 @@ SMOKE_DATA = ["ring8:std=0.1", "digits"]
 
 def build(config, data_info=None):
     """A ``VAE`` from its config (``data_info`` fills ``config["data_info"]`` if absent)."""
-    config = dict(config)
-    if data_info is not None and "data_info" not in config:
-        from ..base import data_info_for_config
-        config["data_info"] = data_info_for_config(data_info)
+    from ..base import with_data_info
+    config = with_data_info(config, data_info)
     return VAE(config)
