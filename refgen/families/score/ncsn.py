@@ -37,7 +37,7 @@ from autodiff import backend as B
 
 from ..base import check_sample_options
 from ..common.langevin import annealed_langevin_dynamics
-from .networks import ScoreModelBase, network_config
+from .networks import ScoreModelBase, network_config, train_defaults
 
 __all__ = ["NCSNModel", "geometric_sigmas", "ncsnv2_step_size", "default_config", "build",
            "train_defaults", "smoke_config", "SMOKE_DATA"]
@@ -155,16 +155,6 @@ def smoke_config(data_info):
     config = default_config(data_info)
     config.update(net=network_config(data_info, small=True), num_scales=3, steps_each=2)
     return config
-
-
-def train_defaults(data_info):
-    """Adam 1e-3 (2-D) / 2e-4 (images), EMA 0.999."""
-    if dict(data_info or {}).get("kind") == "image":
-        return {"steps": 20000, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999,
-                "grad_clip": 1.0, "log_every": 100, "eval_every": None,
-                "checkpoint_every": 1000}
-    return {"steps": 20000, "batch_size": 256, "lr": 1e-3, "ema_decay": 0.999,
-            "log_every": 100, "eval_every": None, "checkpoint_every": 1000}
 
 
 def build(config, data_info=None):

@@ -27,7 +27,7 @@ from ...backbones.mlp import MLP
 from ...backbones.unet import UNet
 from ..base import GenerativeModel
 
-__all__ = ["ScoreNet", "ScoreModelBase", "network_config"]
+__all__ = ["ScoreNet", "ScoreModelBase", "network_config", "train_defaults"]
 
 
 def network_config(data_info, small=False):
@@ -143,3 +143,14 @@ class ScoreModelBase(GenerativeModel):
             # uniform dequantization: the model is a density of (k + u) / L (base.py)
             x = autodiff.Tensor(self.dequantize(x.data))
         return self.to_model(x), (self._labels(y, x.shape[0]) if self.num_classes else None)
+
+
+def train_defaults(data_info):
+    """The training options both score families use: Adam 1e-3, batches of 256 on 2-D data;
+    2e-4, batches of 64 and gradient clipping at 1 on images; EMA 0.999 of the weights."""
+    if dict(data_info or {}).get("kind") == "image":
+        return {"steps": 20000, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999,
+                "grad_clip": 1.0, "log_every": 100, "eval_every": None,
+                "checkpoint_every": 1000}
+    return {"steps": 20000, "batch_size": 256, "lr": 1e-3, "ema_decay": 0.999,
+            "log_every": 100, "eval_every": None, "checkpoint_every": 1000}

@@ -36,7 +36,7 @@ from ..base import check_sample_options
 from ..common import ode
 from ..common.sde import SDE, expand_to, make_sde
 from . import objectives, samplers
-from .networks import ScoreModelBase, network_config
+from .networks import ScoreModelBase, network_config, train_defaults
 
 __all__ = ["ScoreSDEModel", "default_config", "build", "train_defaults", "smoke_config",
            "SMOKE_DATA", "pf_ode_log_likelihood"]
@@ -231,16 +231,6 @@ def smoke_config(data_info):
     if dict(data_info).get("kind") == "image":
         config["ode_rtol"] = config["ode_atol"] = 1e-2  # a few-step smoke solve
     return config
-
-
-def train_defaults(data_info):
-    """Adam 1e-3 (2-D) / 2e-4 (images), EMA 0.999, batches of 256 / 64."""
-    if dict(data_info or {}).get("kind") == "image":
-        return {"steps": 20000, "batch_size": 64, "lr": 2e-4, "ema_decay": 0.999,
-                "grad_clip": 1.0, "log_every": 100, "eval_every": None,
-                "checkpoint_every": 1000}
-    return {"steps": 20000, "batch_size": 256, "lr": 1e-3, "ema_decay": 0.999,
-            "log_every": 100, "eval_every": None, "checkpoint_every": 1000}
 
 
 def build(config, data_info=None):
