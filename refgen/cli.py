@@ -434,6 +434,26 @@ def cmd_zoo(args):
     return 0
 
 
+def cmd_experiment(args):
+    _setup(args.device)
+    from refgen.experiments import get_experiment
+    from refgen.experiments.common import ExperimentContext
+    module = get_experiment(args.name)
+    if args.budget not in module.BUDGETS:
+        raise CLIError(f"--budget {args.budget!r} is not a budget of experiment {args.name!r}; "
+                       f"it has: {', '.join(module.BUDGETS)}")
+    out = args.out or os.path.join("runs", f"experiment-{args.name}-{args.budget}")
+    ctx = ExperimentContext(name=args.name, out=out, budget=args.budget,
+                            settings=dict(module.BUDGETS[args.budget]), seed=args.seed,
+                            figures=args.figures, data_dir=args.data_dir,
+                            retrain=args.retrain, progress=None if args.quiet else print)
+    numbers = module.run(ctx)
+    record = ctx.write_result(numbers or {})
+    print(f"{args.name}: result in {os.path.join(out, 'result.json')} "
+          f"({record['wall_seconds']:.0f} s, {record['machine']})")
+    return 0
+
+
 def cmd_data_list(args):
     from refgen import data
     for name in data.list_datasets():
@@ -666,6 +686,31 @@ def build_parser():
     p.add_argument("--out", help="zoo directory (default: runs/zoo-BUDGET)")
     p.add_argument("--figures", help="also copy the table and figures into this folder")
     p.add_argument("--retrain", action="store_true", help="retrain models measured before")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _data_dir_option(p)
+    _device_option(p)
+
+    from refgen.experiments import EXPERIMENTS
+    p = _sub(sub, "experiment", "run one experiment on what generative models are for",
+             "Run one experiment that measures a use of generative models: it trains what it "
+             "needs (once: a killed run resumes, a finished model is loaded), prints its "
+             "numbers, writes its figures and result.json into --out. --budget default fits "
+             "2 CPU cores; tiny runs in seconds (a test of the plumbing).",
+             "  refgen experiment compression\n"
+             "  refgen experiment anomaly --data-dir ../shared/data --figures figures\n"
+             "  refgen experiment caveat --budget tiny", cmd_experiment)
+    p.epilog = ("experiments:\n" + "\n".join(f"  {name:15s} {summary}"
+                                              for name, (_, summary) in EXPERIMENTS.items())
+                + "\n\n" + p.epilog)
+    p.add_argument("name", choices=list(EXPERIMENTS), metavar="NAME",
+                   help="one of: " + ", ".join(EXPERIMENTS))
+    p.add_argument("--budget", default="default",
+                   help="default (fits 2 CPU cores) or tiny (seconds); some experiments have "
+                        "more (see the experiment's module)")
+    p.add_argument("--out", help="experiment folder (default: runs/experiment-NAME-BUDGET)")
+    p.add_argument("--figures", help="also copy the figures into this folder")
+    p.add_argument("--retrain", action="store_true", help="retrain models trained before")
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     _data_dir_option(p)
