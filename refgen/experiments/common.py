@@ -87,13 +87,18 @@ class ExperimentContext:
         return target
 
     def train(self, model, data, *, tag=None, minutes=None, steps=None, settings=None,
-              options=None, train_split="train", eval_split="none", dtype="float32"):
+              options=None, train_split="train", eval_split="none", dtype="float32",
+              train_data=None):
         """Train registered model ``model`` on data set ``data`` into ``OUT/models/TAG``
         once, and return it loaded with its EMA weights (``refgen.load``).
 
         A finished run is loaded, not retrained (unless ``retrain``); an unfinished one
         resumes from its checkpoint. ``minutes`` is a training-time budget, ``steps`` a
         step count (the tiny budgets use steps, so that a test is deterministic).
+        ``train_data``: an ``ArrayDataset`` to train on instead of ``data``'s
+        ``train_split`` (a deterministic subset, perturbed copies); ``data`` and
+        ``train_split`` still name the set the model is built for (shape, levels). It must
+        be the same on every call, or a resumed run would continue on other data.
         """
         from ..families.loading import load
         from ..families.training import prepare_run
@@ -105,6 +110,7 @@ class ExperimentContext:
         if os.path.exists(done) and os.path.exists(checkpoint) and not self.retrain:
             self.log(f"{tag}: trained before, loading {checkpoint}")
             return load(checkpoint)
+        given_data = train_data
         opts = dict(options or {})
         if steps is not None:
             opts["steps"] = steps
@@ -113,6 +119,11 @@ class ExperimentContext:
             model, data, run_dir, settings=settings, options=opts, minutes=minutes,
             dtype=dtype, data_dir=self.data_dir, train_split=train_split,
             eval_split=eval_split, note=self.log)
+        if given_data is not None:
+            if tuple(given_data.x.shape[1:]) != tuple(train_data.x.shape[1:]):
+                raise ValueError(f"train_data examples have shape {tuple(given_data.x.shape[1:])}"
+                                 f", but {data!r} has {tuple(train_data.x.shape[1:])}")
+            train_data = given_data
         resume = os.path.exists(checkpoint) and not self.retrain
         budget = f"{minutes} min" if minutes is not None else f"{config.steps} steps"
         self.log(f"{tag}: training {model} on {data} ({budget})"
