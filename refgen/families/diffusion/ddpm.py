@@ -557,7 +557,8 @@ class DDPM(GenerativeModel):
 
         def denoiser(x, sigma):
             n = x.shape[0]
-            t_net = B.xp.full((n,), float(sched.sigma_to_t([sigma])[0]))
+            # stays on the device: float() of it would synchronise the GPU at every step
+            t_net = B.xp.repeat(sched.sigma_to_t([sigma]), n)
             scale = 1.0 / math.sqrt(1.0 + sigma * sigma)
             a = autodiff.Tensor(B.xp.asarray(scale, dtype=x.dtype))            # sqrt(alpha_bar)
             s = autodiff.Tensor(B.xp.asarray(sigma * scale, dtype=x.dtype))    # sqrt(1 - alpha_bar)

@@ -61,10 +61,15 @@ def sample_ancestral(model, x, schedule, generator=None, callback=None, variance
     # beta_tilde_1 there (no noise is added at index 0 anyway)
     log_beta = xp.log(xp.concatenate([schedule.posterior_variance[1:2], schedule.betas[1:]])) \
         if schedule.num_timesteps > 1 else xp.log(schedule.betas)
+    # the per-step scalars, copied to the host once: float() of a device element in the
+    # loop would synchronise the GPU at every step
+    coef_x0, coef_xt, log_beta, log_beta_tilde, timesteps = (
+        B.to_numpy(a) for a in (schedule.posterior_mean_coef_x0,
+                                schedule.posterior_mean_coef_xt, log_beta,
+                                schedule.posterior_log_variance_clipped, schedule.timesteps))
     for i in reversed(range(schedule.num_timesteps)):
         x0, eps, log_var = model(x, i)
-        mean = (_const(schedule.posterior_mean_coef_x0[i], x) * x0
-                + _const(schedule.posterior_mean_coef_xt[i], x) * x)       # Eq. 7
+        mean = (_const(coef_x0[i], x) * x0 + _const(coef_xt[i], x) * x)   # Eq. 7
         if i > 0:
             if variance == "learned":
                 if log_var is None:
@@ -75,13 +80,12 @@ def sample_ancestral(model, x, schedule, generator=None, callback=None, variance
             elif variance == "beta":
                 std = _const(math.exp(0.5 * float(log_beta[i])), x)
             else:
-                std = _const(math.exp(0.5 * float(schedule.posterior_log_variance_clipped[i])),
-                             x)
+                std = _const(math.exp(0.5 * float(log_beta_tilde[i])), x)
             x = mean + std * _noise(x, generator)
         else:
             x = mean
         if callback is not None:
-            callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "denoised": x0})
+            callback({"i": i, "t": int(timesteps[i]), "x": x, "denoised": x0})
     return x
 
 
@@ -115,13 +119,16 @@ def sample_ddim(model, x, schedule, generator=None, callback=None, eta=0.0):
     """DDIM (Song et al. 2021a, Eq. 12) on a (respaced) schedule, eta = 0 deterministic."""
     if not eta >= 0.0:
         raise ValueError(f"sample_ddim: eta must be >= 0, got {eta!r}")
+    # host copies made once (a float() of a device element per step synchronises the GPU)
+    alpha_bar, alpha_bar_prev, timesteps = (
+        B.to_numpy(a) for a in (schedule.alpha_bar, schedule.alpha_bar_prev, schedule.timesteps))
     for i in reversed(range(schedule.num_timesteps)):
         x0, eps, _ = model(x, i)
-        ab, ab_prev = float(schedule.alpha_bar[i]), float(schedule.alpha_bar_prev[i])
+        ab, ab_prev = float(alpha_bar[i]), float(alpha_bar_prev[i])
         noise = _noise(x, generator) if eta > 0 and i > 0 else None
         x = ddim_step(x0, eps, ab, ab_prev, eta, noise)
         if callback is not None:
-            callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "denoised": x0})
+            callback({"i": i, "t": int(timesteps[i]), "x": x, "denoised": x0})
     return x
 
 
