@@ -156,7 +156,8 @@ def cmd_train(args):
     from refgen.train import fit
     out_dir = args.out or os.path.join("runs", f"{args.family}-{args.data}")
     options = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-               "lr_schedule": args.lr_schedule, "seed": args.seed, "eval_every": args.eval_every,
+               "lr_schedule": args.lr_schedule, "ema_decay": args.ema_decay,
+               "seed": args.seed, "eval_every": args.eval_every,
                "checkpoint_every": args.checkpoint_every, "log_every": args.log_every}
     _, trainable, train_config, train_data, eval_data = prepare_run(
         args.family, args.data, out_dir, settings=_parse_settings(args.set), options=options,
@@ -581,6 +582,9 @@ def build_parser():
     p.add_argument("--lr-schedule", choices=("constant", "cosine"),
                    help="learning-rate schedule (default: the family's); cosine decays to 0 "
                         "over --steps, also under --minutes when --steps is given")
+    p.add_argument("--ema-decay", type=float,
+                   help="decay of the exponential moving average of the parameters that "
+                        "sampling and evaluation use (default: the family's)")
     p.add_argument("--out", help="run directory (default: runs/FAMILY-DATA)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint.npz (from step 0 "
