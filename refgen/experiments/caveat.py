@@ -203,7 +203,9 @@ def _diluted_model(ctx, s):
     from ..metrics import evaluate_samples
     from ..metrics.likelihood import bits_per_dim, bits_per_dim_discrete
     xp = B.xp
-    p = ctx.train(s["p_model"], s["p_data"], minutes=s["p_minutes"], steps=s["p_steps"])
+    # trained in the dtype in force (float32 from the command, float64 in the tests)
+    p = ctx.train(s["p_model"], s["p_data"], minutes=s["p_minutes"], steps=s["p_steps"],
+                  dtype=str(autodiff.get_default_dtype()))
     q = NoiseMixture(p, s["weight"])
     test = load_dataset(s["p_data"], "test", data_dir=ctx.data_dir)
     x = test.x[: s["n_eval"]]
@@ -268,7 +270,8 @@ def _sharp_but_narrow(ctx, s):
     from ..zoo.baselines import KernelDensity
     xp = B.xp
     data, n = s["gan_data"], s["n_points"]
-    gan = ctx.train("gan", data, minutes=s["gan_minutes"], steps=s["gan_steps"])
+    gan = ctx.train("gan", data, minutes=s["gan_minutes"], steps=s["gan_steps"],
+                    settings=s.get("gan_settings"), dtype=str(autodiff.get_default_dtype()))
     with autodiff.no_grad():
         fake = _as_array(gan.sample(n, autodiff.Generator(ctx.seed + 3))).astype(xp.float64)
         more = _as_array(gan.sample(s["n_kde_val"], autodiff.Generator(ctx.seed + 4)))
