@@ -1,0 +1,142 @@
+"""``refgen experiment compression`` on the tiny budget: the decoded images equal the
+originals, the file's length is the model's -log2 p up to the coder's stated overhead, and
+the pieces (tables, lane layout) are what the derivation says."""
+import math
+
+import numpy as np  # host-side: reading the coder's host arrays
+import pytest
+
+import autodiff
+from autodiff import backend as B
+from refgen.coding import rans
+from refgen.experiments import compression as C
+from refgen.experiments.common import ExperimentContext
+
+
+def _ctx(tmp_path, budget="tiny", **changes):
+    settings = dict(C.BUDGETS[budget], **changes)
+    return ExperimentContext(name="compression", out=str(tmp_path / "out"), budget=budget,
+                             settings=settings, figures=str(tmp_path / "figures"),
+                             progress=None)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny experiment run once (float32, as the command runs it)."""
+    previous = autodiff.get_default_dtype()
+    autodiff.set_default_dtype("float32")
+    try:
+        tmp = tmp_path_factory.mktemp("compression")
+        ctx = _ctx(tmp)
+        numbers = C.run(ctx)
+        model = ctx.train("made", "digits", steps=C.BUDGETS["tiny"]["steps"], tag="made-digits")
+    finally:
+        autodiff.set_default_dtype(previous)
+    return tmp, numbers, model
+
+
+def test_tiny_run_round_trips_and_matches_the_model(tiny):
+    tmp, numbers, _ = tiny
+    assert numbers["round_trip_exact"] is True
+    n, D, K = numbers["images"], numbers["dims"], numbers["lanes"]
+    # the file is the quantised ideal plus at most the hard bound of rans' docstring
+    bound = rans.excess_bound_bits(n * D, K) / (n * D)
+    assert numbers["ideal_quantised_bpd"] <= numbers["file_bpd"] + 1e-12
+    assert numbers["file_bpd"] <= numbers["ideal_quantised_bpd"] + bound
+    # quantisation to 12 bits moves -log2 p by at most log2(1 + A / (2^12 p_min))-ish per
+    # symbol; for 17 levels and an untrained-ish model: well under 1 % of 4 bits/dim
+    assert abs(numbers["ideal_quantised_bpd"] / numbers["model_bpd"] - 1) < 0.01
+    assert numbers["file_bytes"] * 8 == round(numbers["file_bpd"] * n * D)
+    # everything is a real size: 17-level pixels cost at most log2(17) bits/dim in a
+    # uniform model; gzip and PNG give positive sizes
+    assert 0 < numbers["model_bpd"] < math.log2(17) + 0.5
+    for key in ("gzip_bytes_bpd", "png_per_image_bpd", "png_one_file_bpd"):
+        assert numbers[key] > 0
+    assert (tmp / "figures" / "compression.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_pass_tables_give_the_models_log_likelihood(tiny):
+    """sum_d log q(x_d | x_<d) from the teacher-forced tables (before quantisation) is
+    model.log_prob(x): the coder codes exactly the model's factorisation."""
+    _, _, model = tiny
+    x = C._test_images(model, "digits", 12, None)                    # the model's dtype
+    logq = C._log_tables(model, model._flat(x).data)                  # (N, D, A)
+    sym = C._symbols(model, model._flat(x).data)
+    mine = np.take_along_axis(logq, sym[..., None], -1)[..., 0].sum(axis=1)
+    with autodiff.no_grad():
+        theirs = B.to_numpy(model.log_prob(autodiff.Tensor(x)).data).astype(np.float64)
+    # the model computes in its own dtype (float32): relative rounding of float32 sums
+    np.testing.assert_allclose(mine, theirs, rtol=1e-4)
+
+
+def test_decoder_tables_equal_encoder_tables_bit_for_bit(tiny):
+    """Undecoded pixels set to zero do not change the tables of the pixels before them
+    (the masks), so the decoder rebuilds the encoder's integer tables exactly."""
+    _, _, model = tiny
+    x = C._test_images(model, "digits", 8, None)
+    x_flat = model._flat(x).data
+    full = C.conditional_tables(model, x_flat)
+    order = B.to_numpy(model.net.order).tolist()
+    partial = x_flat.copy()
+    for j in range(len(order) - 1, 10, -1):
+        partial[:, order[j]] = 0
+    j = 10
+    np.testing.assert_array_equal(C.conditional_tables(model, partial)[:, order[j]],
+                                  full[:, order[j]])
+
+
+def test_lanes_change_the_size_only_by_the_final_states(tiny):
+    _, _, model = tiny
+    x = C._test_images(model, "digits", 16, None)
+    one, ideal1 = C.compress(model, x, lanes=1)
+    four, ideal4 = C.compress(model, x, lanes=4)
+    assert ideal1 == pytest.approx(ideal4, rel=1e-12)      # the same symbols and tables
+    assert abs(rans.coded_bits(four) - rans.coded_bits(one)) <= 32 * 4 + 16
+    back = C.decompress(model, four, 16, lanes=4)
+    assert bool(B.xp.array_equal(back, x))
+
+
+def test_a_different_model_does_not_decode_the_file(tiny):
+    """Decoding needs the encoder's conditionals: another model's tables fail or give
+    other images."""
+    _, _, model = tiny
+    x = C._test_images(model, "digits", 8, None)
+    words, _ = C.compress(model, x, lanes=2)
+    w = model.net.layers[-1].bias
+    w.data = w.data + 0.5 * B.xp.sin(B.xp.arange(w.data.size, dtype=w.data.dtype))
+    try:
+        try:
+            back = C.decompress(model, words, 8, lanes=2)
+        except ValueError as e:
+            assert "tables" in str(e)
+            return
+        assert not bool(B.xp.array_equal(back, x))
+    finally:
+        w.data = w.data - 0.5 * B.xp.sin(B.xp.arange(w.data.size, dtype=w.data.dtype))
+
+
+def test_bad_arguments_are_named(tiny):
+    _, _, model = tiny
+    x = C._test_images(model, "digits", 6, None)
+    with pytest.raises(ValueError, match="lanes must be a positive int dividing the number "
+                                         "of images 6, got 4"):
+        C.compress(model, x, lanes=4)
+    with pytest.raises(ValueError, match="must be a MADE"):
+        C.compress(object(), x)
+
+
+def test_classical_sizes_are_real_files():
+    """gzip and PNG sizes round-trip through their own decoders (they are real files)."""
+    import io
+    import zlib
+
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    imgs = (rng.random((5, 8, 8)) < 0.3).astype(np.uint8)
+    sizes = C.classical_sizes(imgs, binary=True)
+    assert sizes["gzip_bytes"] == 8 * len(zlib.compress(imgs.tobytes(), 9))
+    png = C._png_bytes(imgs[0], True)
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png))).astype(np.uint8),
+                                  imgs[0])
+    png8 = C._png_bytes(imgs[1] * 16, False)
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png8))), imgs[1] * 16)
