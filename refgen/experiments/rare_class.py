@@ -15,9 +15,9 @@ diverse). A classifier p_phi(y | x) (the registered ``classifier`` CNN) is then 
 * (a) ``baseline``: on the imbalanced set alone;
 * (b) ``oversampled``: the m rare images repeated until class r has S examples (the control:
   what re-weighting alone buys, with no generative model);
-* (c) ``synthetic w``: the imbalanced set plus S guided samples of class r, for each w;
+* (c) ``synthetic w``: the imbalanced set plus S - m guided samples of class r, for each w;
 
-S = the median size of the other classes, so that class r is as large as the rest. Reported
+S = the median size of the other classes: in (b) and (c) class r is as large as the rest. Reported
 on held-out images (neither the DDPM nor any classifier sees them): the rare class's
 accuracy (its recall, the fraction of held-out class-r images labelled r) and the overall
 accuracy, mean +- std over classifier seeds, as a function of w; and how many of the
@@ -207,8 +207,9 @@ def run(ctx):
     imbalanced, kept, removed = make_rare(full, r, float(st["rare_fraction"]), ctx.seed)
     counts = np.bincount(B.to_numpy(imbalanced.y).astype(np.int64), minlength=k)
     target = int(np.median([counts[c] for c in range(k) if c != r]))
+    n_syn = target - len(kept)   # class r brought to S examples, as in the control
     ctx.log(f"class {r}: {len(kept)} of {len(kept) + len(removed)} training images kept; "
-            f"{len(imbalanced)} images in all; {target} synthetic samples per w")
+            f"{len(imbalanced)} images in all; {n_syn} synthetic samples per w")
 
     held = [load_dataset(data, split=s, data_dir=ctx.data_dir) for s in st["eval_splits"]]
     eval_x = B.xp.concatenate([d.x for d in held])
@@ -225,8 +226,8 @@ def run(ctx):
     judge = load_pretrained("digits") if data == "digits" else None
     for i, w in enumerate(guidance):
         with autodiff.no_grad():
-            x = ddpm.sample(target, generator=autodiff.Generator(ctx.seed * 1000 + i),
-                            cond=B.xp.full((target,), r, dtype=B.numpy.int64),
+            x = ddpm.sample(n_syn, generator=autodiff.Generator(ctx.seed * 1000 + i),
+                            cond=B.xp.full((n_syn,), r, dtype=B.numpy.int64),
                             sampler=st["sampler"], steps=int(st["sample_steps"]), guidance=w)
         samples[w] = quantize(x.data, int(full.info["levels"]), full.info["value_range"])
         if judge is not None:
@@ -258,7 +259,8 @@ def run(ctx):
     grid = _sample_grid(ctx, samples, guidance)
     return {"data": data, "rare_class": r, "rare_fraction": float(st["rare_fraction"]),
             "rare_kept": int(len(kept)), "rare_removed": int(len(removed)),
-            "train_examples": int(len(imbalanced)), "synthetic_per_w": target,
+            "train_examples": int(len(imbalanced)), "synthetic_per_w": n_syn,
+            "rare_class_size_with_additions": target,
             "held_out": {"splits": list(st["eval_splits"]), "examples": int(len(eval_y)),
                          "rare_examples": int((eval_y == r).sum())},
             "guidance": guidance, "sampler": f"{st['sampler']} {st['sample_steps']} steps",
