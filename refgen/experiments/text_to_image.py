@@ -110,8 +110,9 @@ def eval_captions(k, n, generator):
 
 
 def _classify(classifier, x):
-    """Predicted digit of each 8x8 image x (N, 1, 8, 8) -> (N,) backend int array."""
-    net = classifier.net
+    """Predicted digit of each 8x8 image x (N, 1, 8, 8) -> (N,) backend int array;
+    ``classifier`` is the ``classifier`` family's model or its ``DigitClassifier``."""
+    net = getattr(classifier, "net", classifier)
     dtype = net.head.weight.dtype
     with autodiff.no_grad():
         return net(autodiff.Tensor(x.astype(dtype))).data.argmax(axis=1)
