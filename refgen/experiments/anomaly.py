@@ -284,7 +284,8 @@ def run(ctx):
                             "bpd_background_in": _mean(bg_in),
                             "bpd_background_ood": _mean(bg_out),
                             "auroc_likelihood_ratio": auroc(llr_in, llr_out)})
-                sc.update({"llr_in": llr_in, "llr_ood": llr_out})
+                sc.update({"llr_in": llr_in, "llr_ood": llr_out, "background_in": bg_in,
+                           "background_ood": bg_out})
             results[key], scores[key] = row, sc
             ctx.log(_line(key, row))
     _save_scores(ctx, scores)
