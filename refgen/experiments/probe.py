@@ -4,8 +4,9 @@ A generative model trained on x alone builds a map x -> phi(x) on the way; if ph
 classes linearly separable, a handful of labels suffices. The measure is the linear probe of
 ``refgen.metrics.probe`` (multinomial logistic regression with an L2 penalty lambda, L-BFGS
 to convergence, lambda chosen on a held-out validation split), trained on n labelled images
-per class, n in {10, 100, 1000}, several random labelled subsets each (mean +- std of test
-accuracy), on four representations of the same images:
+per class (2 to 100 on the 8x8 digits of the default budget, 10, 100, 1000 on MNIST with
+``--budget mnist``), several random labelled subsets each (mean +- std of test accuracy),
+on four representations of the same images:
 
 * ``pixels``: phi(x) = x, the baseline;
 * ``vae``: the posterior mean phi(x) = mu_phi(x) of q_phi(z | x) (Kingma & Welling 2014);
@@ -41,10 +42,11 @@ __all__ = ["DESCRIPTION", "BUDGETS", "run", "REPRESENTATIONS", "labelled_subsets
 DESCRIPTION = (
     "Linear probes on representations learned without labels. An L2-regularised "
     "multinomial logistic regression (L-BFGS to convergence, lambda chosen on a validation "
-    "split) is trained on 10, 100 and 1000 labelled images per class (several random draws, "
-    "mean +- std) on raw pixels, on the VAE's posterior means, on a RealNVP's base-space "
-    "point f(x) and on an unconditional DDPM U-Net's middle-block activations at a small "
-    "noise level; MNIST when --data-dir has it, else the 8x8 digits. Figures: accuracy "
+    "split) is trained on n labelled images per class (several random draws, mean +- std) "
+    "on raw pixels, on the VAE's posterior means, on a RealNVP's base-space point f(x) and "
+    "on an unconditional DDPM U-Net's middle-block activations at a small noise level. "
+    "Default budget: 8x8 digits, n = 2..100; --budget mnist: MNIST from --data-dir, "
+    "n = 10, 100, 1000 (falls back to digits without the files). Figures: accuracy "
     "against labels per class, and latent interpolations through the VAE and the flow.")
 
 REPRESENTATIONS = ("pixels", "vae", "flow", "diffusion")
