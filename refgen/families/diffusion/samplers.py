@@ -69,7 +69,7 @@ def sample_ancestral(model, x, schedule, generator=None, callback=None, variance
                                 schedule.posterior_log_variance_clipped, schedule.timesteps))
     for i in reversed(range(schedule.num_timesteps)):
         x0, eps, log_var = model(x, i)
-        mean = (_const(coef_x0[i], x) * x0 + _const(coef_xt[i], x) * x)   # Eq. 7
+        mean = _const(float(coef_x0[i]), x) * x0 + _const(float(coef_xt[i]), x) * x  # Eq. 7
         if i > 0:
             if variance == "learned":
                 if log_var is None:

@@ -521,3 +521,32 @@ def test_hybrid_loss_bound_term_trains_only_the_variance():
     np.testing.assert_allclose(grad[:, :2], 2.0 * (_np(out)[:, :2] - _np(eps)) / (n * 2),
                                rtol=1e-10, atol=1e-14)
     assert np.abs(grad[:, 2:]).max() > 0
+
+
+@pytest.mark.parametrize("sampler", ["ancestral", "ddim", "heun", "dpmpp_2m"])
+def test_samplers_read_nothing_back_per_step(sampler):
+    """On the strict backend (NumPy with CuPy's refusals, counting every device-to-host
+    transfer), a sampler's transfers do not grow with its number of steps: the schedule's
+    scalars are copied to the host once, not read back (a GPU synchronisation) at every step.
+    Both step counts respace the T = 20 schedule, so the one-time costs are the same."""
+    from autodiff.strict_backend import host_transfers
+    from refgen.data import load_dataset
+    from refgen.families.base import data_info_for_config
+    previous, previous_dtype = B.get_backend(), autodiff.get_default_dtype()
+    autodiff.set_backend("strict")
+    autodiff.set_default_dtype("float64")
+    try:
+        info = dict(load_dataset("ring8", split="train").info)
+        info.setdefault("name", "ring8")
+        config = diffusion.smoke_config(info)
+        config["data_info"] = data_info_for_config(info)
+        model = diffusion.build(config, info)
+        counts = []
+        for steps in (5, 10):
+            with host_transfers() as c:
+                model.sample(3, autodiff.Generator(0), sampler=sampler, steps=steps)
+            counts.append((c["explicit"], c["scalar"]))
+        assert counts[0] == counts[1], counts
+    finally:
+        autodiff.set_backend(previous)
+        autodiff.set_default_dtype(previous_dtype)
