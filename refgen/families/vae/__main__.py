@@ -30,6 +30,9 @@ def main(argv=None):
     p.add_argument("--split", default="test")
     p.add_argument("--k", type=int, default=5000)
     p.add_argument("--n", type=int, default=None, help="first N examples only")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="also print a JSON line after every CHUNK examples with the numbers "
+                        "so far (a long estimate stopped early still gives its first examples)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="figures/vae", help="figure path prefix")
     args = p.parse_args(argv)
@@ -42,8 +45,14 @@ def main(argv=None):
         module.eval()
     if args.command == "estimate":
         t0 = time.perf_counter()
-        out = model.estimate_dataset(dataset, k=args.k, max_examples=args.n,
-                                     generator=autodiff.Generator(args.seed))
+        generator = autodiff.Generator(args.seed)
+        if args.chunk is not None:
+            if args.chunk < 1:
+                raise SystemExit(f"--chunk must be >= 1, got {args.chunk}")
+            out = _estimate_in_chunks(model, dataset, args, generator, t0)
+        else:
+            out = model.estimate_dataset(dataset, k=args.k, max_examples=args.n,
+                                         generator=generator)
         out.update(seconds=round(time.perf_counter() - t0, 1), data=name, split=args.split,
                    checkpoint=args.checkpoint, step=ckpt["step"])
         print(json.dumps(out))
@@ -58,6 +67,26 @@ def main(argv=None):
         if path:
             print(f"wrote {os.path.abspath(path)}")
     return 0
+
+
+def _estimate_in_chunks(model, dataset, args, generator, t0):
+    """``estimate_dataset`` over consecutive chunks with one generator (the same numbers as
+    one call), printing the pooled numbers so far after each chunk: the mean of the
+    per-example estimates, and the standard error sqrt(sum_n se_n^2) / N."""
+    stop = len(dataset) if args.n is None else min(len(dataset), args.n)
+    total, var, n = 0.0, 0.0, 0
+    for lo in range(0, stop, args.chunk):
+        part = model.estimate_dataset(dataset, k=args.k, max_examples=min(stop, lo + args.chunk),
+                                      generator=generator, start=lo)
+        m = part["examples"]
+        total += part["nll_estimate"] * m
+        var += (part["nll_estimate_se"] * m) ** 2
+        n += m
+        print(json.dumps({"examples_so_far": n, "nll_estimate": total / n,
+                          "nll_estimate_se": var ** 0.5 / n,
+                          "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+    return {"nll_estimate": total / n, "nll_estimate_se": var ** 0.5 / n, "examples": n,
+            "k": int(args.k)}
 
 
 if __name__ == "__main__":

@@ -693,20 +693,26 @@ class VAE(GenerativeModel):
         return x, c
 
     def estimate_dataset(self, dataset, k=5000, max_examples=None, batch_size=1,
-                         generator=None):
+                         generator=None, start=0):
         """The k-sample log-likelihood estimate averaged over ``dataset`` (the evaluation
         binarization/dequantization as ``evaluate``): dict with ``nll_estimate`` (nats per
         example, -mean log p_hat), its Monte Carlo standard error ``nll_estimate_se``
         (sqrt(sum se_n^2) / N, the importance-sampling error only, given these examples)
-        and ``examples``. For the Gaussian decoder on images the estimate is of the
+        and ``examples``, over examples ``start``..``max_examples`` - 1 (chunks evaluated in
+        order with one generator give the numbers of one call over all of them). For the
+        Gaussian decoder on images the estimate is of the
         density of dequantized examples, and the D log((hi - lo)/L) term of
         ``bits_per_dim``'s convention is added, so the number compares with ``neg_elbo``."""
         data = self._evaluation_data(dataset)
         gen = generator if generator is not None else autodiff.Generator(0)
-        n = len(data) if max_examples is None else min(len(data), int(max_examples))
+        stop = len(data) if max_examples is None else min(len(data), int(max_examples))
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < stop:
+            raise ValueError(f"vae.estimate_dataset: start must be an int in 0..{stop - 1}, "
+                             f"got {start!r}")
+        n = stop - start
         total, var = 0.0, 0.0
-        for start in range(0, n, batch_size):
-            x, c = self._dataset_batch(data, start, min(n, start + batch_size))
+        for lo in range(start, stop, batch_size):
+            x, c = self._dataset_batch(data, lo, min(stop, lo + batch_size))
             est, se = self.log_likelihood_estimate(x, k, cond=c, generator=gen)
             total += float(est.sum())
             var += float((se * se).sum())

@@ -464,6 +464,15 @@ def test_figures_and_the_estimate_command_from_a_checkpoint(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["examples"] == 4 and out["k"] == 20
     assert math.isfinite(out["nll_estimate"]) and out["nll_estimate_se"] > 0
+    # in chunks (3 + 1 examples) with the same seed: the same draws, so the same numbers
+    assert cli.main(["estimate", "--checkpoint", result.checkpoint_path, "--k", "20",
+                     "--n", "4", "--split", "val", "--chunk", "3"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.get("examples_so_far") for line in lines[:2]] == [3, 4]
+    for key in ("nll_estimate", "nll_estimate_se"):
+        assert lines[-1][key] == pytest.approx(out[key], rel=1e-12), key
+    with pytest.raises(ValueError, match="start must be an int in 0..3"):
+        model.estimate_dataset(data, k=2, max_examples=4, start=4)
     prefix = str(tmp_path / "fig")
     assert cli.main(["figures", "--checkpoint", result.checkpoint_path, "--split", "val",
                      "--out", prefix]) == 0
