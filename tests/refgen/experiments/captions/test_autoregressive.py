@@ -86,7 +86,7 @@ def test_levels_round_trip_and_bad_input():
     m = model((1, 2, 2), 17)
     k = B.xp.arange(8).reshape(2, 4)
     x = m.from_levels(k, B.numpy.float64)
-    np.testing.assert_array_equal(m.to_levels(x), k)
+    np.testing.assert_array_equal(B.to_numpy(m.to_levels(x)), B.to_numpy(k))
     with pytest.raises(ValueError, match=r"x must be \(N, 1, 2, 2\), got \(2, 1, 3, 3\)"):
         m.to_levels(B.xp.zeros((2, 1, 3, 3)))
     with pytest.raises(ValueError, match="temperature must be >= 0"):

@@ -71,13 +71,13 @@ def test_changing_the_caption_changes_the_output_and_padding_does_not():
     unet = small_unet(pooled=True)
     x, t, context, mask = inputs()
     with autodiff.no_grad():
-        base = unet(x, t, context, mask).data
+        base = unet(x, t, context, mask).numpy()
         other = context.data.copy()
         other[:, 0] += 1.0
-        changed = unet(x, t, autodiff.Tensor(other), mask).data
+        changed = unet(x, t, autodiff.Tensor(other), mask).numpy()
         padded = context.data.copy()
         padded[:, 3] += 100.0                                   # the padded word
-        same = unet(x, t, autodiff.Tensor(padded), mask).data
+        same = unet(x, t, autodiff.Tensor(padded), mask).numpy()
     assert np.abs(changed - base).max() > 1e-3
     np.testing.assert_allclose(same, base, rtol=0, atol=1e-12)
 
@@ -93,9 +93,9 @@ def test_dropped_caption_equals_the_null_caption():
         # the U-Net's output layer starts at zero (zero_init_out): compare a layer that
         # sees the caption, the U-Net before its output convolution
         net.unet.out[2].weight.data[...] = 0.1
-        out_null = net(x, t, null).data
-        out_dropped = net(x, t, dropped).data
-        out_caption = net(x, t, tokens).data
+        out_null = net(x, t, null).numpy()
+        out_dropped = net(x, t, dropped).numpy()
+        out_caption = net(x, t, tokens).numpy()
     np.testing.assert_array_equal(out_dropped, out_null)
     assert np.abs(out_caption - out_null).max() > 1e-4       # the caption does something
 
@@ -110,10 +110,10 @@ def test_guidance_is_eq_6():
     with autodiff.no_grad():
         ctx, mask = model.model.encoder(tokens)
         nctx, nmask = model.model.encoder(T.null_tokens(3, tokens.shape[1]))
-        cond = model.model.unet(x, t, ctx, mask).data
-        uncond = model.model.unet(x, t, nctx, nmask).data
+        cond = model.model.unet(x, t, ctx, mask).numpy()
+        uncond = model.model.unet(x, t, nctx, nmask).numpy()
         for w in (0.0, 1.0, 3.0):
-            guided = model.guided_eps(x, t, ctx, mask, nctx, nmask, w).data
+            guided = model.guided_eps(x, t, ctx, mask, nctx, nmask, w).numpy()
             np.testing.assert_allclose(guided, (1 + w) * cond - w * uncond, rtol=0,
                                        atol=1e-10)
 
@@ -153,7 +153,7 @@ def test_sample_shape_range_and_reproducibility():
     b = model.sample(tokens, autodiff.Generator(7), guidance=1.0)
     assert a.shape == (2,) + SHAPE
     assert float(a.data.min()) >= 0.0 and float(a.data.max()) <= 1.0
-    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert model.nfe_per_sample(0.0) == 4 and model.nfe_per_sample(3.0) == 8
     with pytest.raises(ValueError, match=r"tokens must be \(N, 4\), got \(2, 9\)"):
         model.sample(B.xp.zeros((2, 9), dtype=np.int64))
