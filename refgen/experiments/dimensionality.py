@@ -59,7 +59,7 @@ BUDGETS = {
     "tiny": {
         "data": {
             "ring8:std=0.1": {"minutes": None, "models": ["made", "realnvp", "vae"],
-                              "n_train": 2000, "n_val": 200, "n_eval": 200},
+                              "n_train": 2000, "n_val": 200, "n_eval": 2000},
             "digits": {"minutes": None, "models": ["made", "vae"],
                        "n_train": 500, "n_val": 100, "n_eval": 50},
         },
