@@ -51,6 +51,8 @@ file. Every model scores in-distribution and OOD images by the same ``bits_per_d
 under the same dequantization convention (uniform dequantization for the flow, the discrete
 probability mass for PixelCNN, the VAE's discretized-logistic ELBO and DDPM's bound).
 """
+import json
+
 import autodiff
 from autodiff import backend as B
 
@@ -247,47 +249,9 @@ def run(ctx):
     results, scores = {}, {}
     for d_in, d_out, names in directions:
         for name in names:
-            entry = entries[name]
             key = f"{name}:{d_in}->{d_out}"
-            n_score = int(entry.get("score_images", s["score_images"]))
-            n_tscore = int(entry.get("train_score_images", s["train_score_images"]))
-            model = _train(ctx, entry, d_in, data[d_in], tag=f"{name}-{d_in}")
-            x_in = data[d_in]["held_out"].x[:n_score]
-            x_out = data[d_out]["held_out"].x[:n_score]
-            x_tr = data[d_in]["train"].x[:n_tscore]
-            bpd_in = bits_per_dim(model, x_in, ctx.seed + 1)
-            bpd_out = bits_per_dim(model, x_out, ctx.seed + 2)
-            bpd_tr = bits_per_dim(model, x_tr, ctx.seed + 3)
-            train_mean = _mean(bpd_tr)
-            typ_in, typ_out = (typicality_score(bpd_in, train_mean),
-                               typicality_score(bpd_out, train_mean))
-            row = {"model": name, "likelihood": model.likelihood_kind,
-                   "bpd_convention": model.bpd_convention, "in": d_in, "ood": d_out,
-                   "n_in": int(bpd_in.shape[0]), "n_ood": int(bpd_out.shape[0]),
-                   "bpd_train": train_mean, "bpd_in": _mean(bpd_in), "bpd_ood": _mean(bpd_out),
-                   "auroc_bpd": auroc(bpd_in, bpd_out),
-                   "auroc_typicality": auroc(typ_in, typ_out)}
-            sc = {"bpd_in": bpd_in, "bpd_ood": bpd_out, "typicality_in": typ_in,
-                  "typicality_ood": typ_out}
-            if d_in == "fashion-mnist" and name in s.get("background", ()):
-                perturbed = ArrayDataset(
-                    perturb(data[d_in]["train"].x, s["perturb_rate"], 256,
-                            autodiff.Generator(ctx.seed + 10)),
-                    None, name=d_in, info=data[d_in]["train"].info)
-                background = _train(ctx, entry, d_in, data[d_in],
-                                    tag=f"{name}-background-{d_in}", train_data=perturbed)
-                bg_in = bits_per_dim(background, x_in, ctx.seed + 1)
-                bg_out = bits_per_dim(background, x_out, ctx.seed + 2)
-                llr_in = likelihood_ratio_score(bpd_in, bg_in)
-                llr_out = likelihood_ratio_score(bpd_out, bg_out)
-                row.update({"perturb_rate": s["perturb_rate"],
-                            "bpd_background_in": _mean(bg_in),
-                            "bpd_background_ood": _mean(bg_out),
-                            "auroc_likelihood_ratio": auroc(llr_in, llr_out)})
-                sc.update({"llr_in": llr_in, "llr_ood": llr_out, "background_in": bg_in,
-                           "background_ood": bg_out})
-            results[key], scores[key] = row, sc
-            ctx.log(_line(key, row))
+            results[key], scores[key] = _evaluate(ctx, entries[name], d_in, d_out, data)
+            ctx.log(_line(key, results[key]))
     _save_scores(ctx, scores)
     from .anomaly_figure import draw
     path = draw(results, scores, ctx.figure_path("anomaly.png"))
@@ -296,6 +260,63 @@ def run(ctx):
                              f"train {FASHION_SPLIT['train']} / held out "
                              f"{FASHION_SPLIT['held_out']}",
             "train_images": int(s["train_images"]), "results": results}
+
+
+def _evaluate(ctx, entry, d_in, d_out, data):
+    """Train ``entry``'s model on ``d_in`` and score held-out ``d_in`` and ``d_out`` images:
+    (the row of numbers, the per-image scores). The same seeds (dequantization noise) for
+    the in-distribution and OOD sets of every model."""
+    s = ctx.settings
+    name, tag = entry["model"], f"{entry['model']}-{d_in}"
+    n_score = int(entry.get("score_images", s["score_images"]))
+    n_tscore = int(entry.get("train_score_images", s["train_score_images"]))
+    model = _train(ctx, entry, d_in, data[d_in], tag=tag)
+    x_in = data[d_in]["held_out"].x[:n_score]
+    x_out = data[d_out]["held_out"].x[:n_score]
+    bpd_in = bits_per_dim(model, x_in, ctx.seed + 1)
+    bpd_out = bits_per_dim(model, x_out, ctx.seed + 2)
+    train_mean = _mean(bits_per_dim(model, data[d_in]["train"].x[:n_tscore], ctx.seed + 3))
+    typ_in, typ_out = typicality_score(bpd_in, train_mean), typicality_score(bpd_out, train_mean)
+    row = {"model": name, "likelihood": model.likelihood_kind,
+           "bpd_convention": model.bpd_convention, "in": d_in, "ood": d_out,
+           **_training_record(ctx, tag),
+           "n_in": int(bpd_in.shape[0]), "n_ood": int(bpd_out.shape[0]),
+           "bpd_train": train_mean, "bpd_in": _mean(bpd_in), "bpd_ood": _mean(bpd_out),
+           "auroc_bpd": auroc(bpd_in, bpd_out), "auroc_typicality": auroc(typ_in, typ_out)}
+    scores = {"bpd_in": bpd_in, "bpd_ood": bpd_out, "typicality_in": typ_in,
+              "typicality_ood": typ_out}
+    if d_in == "fashion-mnist" and name in s.get("background", ()):
+        _likelihood_ratio(ctx, entry, d_in, data, x_in, x_out, row, scores)
+    return row, scores
+
+
+def _likelihood_ratio(ctx, entry, d_in, data, x_in, x_out, row, scores):
+    """Ren et al. (2019): train the background model p_theta0 (same family and config) on a
+    perturbed copy of the training images, and add its bpd and the likelihood-ratio scores
+    bpd_theta - bpd_theta0 to ``row`` and ``scores``."""
+    rate = ctx.settings["perturb_rate"]
+    train = data[d_in]["train"]
+    perturbed = ArrayDataset(perturb(train.x, rate, train.info["levels"],
+                                     autodiff.Generator(ctx.seed + 10)),
+                             None, name=d_in, info=train.info)
+    tag = f"{entry['model']}-background-{d_in}"
+    background = _train(ctx, entry, d_in, data[d_in], tag=tag, train_data=perturbed)
+    bg_in = bits_per_dim(background, x_in, ctx.seed + 1)     # the model's seeds: same noise
+    bg_out = bits_per_dim(background, x_out, ctx.seed + 2)
+    llr_in = likelihood_ratio_score(scores["bpd_in"], bg_in)
+    llr_out = likelihood_ratio_score(scores["bpd_ood"], bg_out)
+    row.update({"perturb_rate": rate, "background_steps": _training_record(ctx, tag)["steps"],
+                "bpd_background_in": _mean(bg_in), "bpd_background_ood": _mean(bg_out),
+                "auroc_likelihood_ratio": auroc(llr_in, llr_out)})
+    scores.update({"llr_in": llr_in, "llr_ood": llr_out, "background_in": bg_in,
+                   "background_ood": bg_out})
+
+
+def _training_record(ctx, tag):
+    """Steps and training seconds of a model's run (its ``done.json``)."""
+    with open(ctx.path("models", tag, "done.json"), encoding="utf-8") as f:
+        done = json.load(f)
+    return {"steps": int(done["steps"]), "train_seconds": float(done["train_seconds"])}
 
 
 def _line(key, row):

@@ -129,7 +129,9 @@ def test_tiny_run_reports_every_model_both_ways(tiny_run):
     expected = {f"{e['model']}:fashion-mnist->mnist" for e in settings["models"]} | \
         {f"{m}:mnist->fashion-mnist" for m in settings["reverse"]}
     assert set(rows) == expected
+    steps = {e["model"]: e["steps"] for e in settings["models"]}
     for key, row in rows.items():
+        assert row["steps"] == steps[row["model"]], key
         for name in ("auroc_bpd", "auroc_typicality"):
             assert 0.0 <= row[name] <= 1.0, (key, name)
         assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("bpd_in", "bpd_ood",
