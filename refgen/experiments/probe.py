@@ -19,7 +19,12 @@ on four representations of the same images:
   and the low-noise denoiser must keep the image's content, and the bottleneck because it
   is the U-Net's most compressed summary; Baranchuk et al. 2022 and Xiang et al. 2023
   ("Denoising diffusion autoencoders are unified self-supervised learners") probe the
-  same kind of features and find small-to-moderate t best.
+  same kind of features and find small-to-moderate t best;
+* ``diffusion-init``: the same features from the same U-Net untrained (its initialisation,
+  ``autodiff.manual_seed(seed)``), the control that separates what training taught the
+  network from what its architecture does to any input. (ADM initialises each ResBlock's
+  last convolution to zero, so at initialisation the middle block sees a random linear
+  map of x_t through the input and downsampling convolutions.)
 
 Every model is unconditional: no label reaches training. The figure plots accuracy against
 labels per class, one line per representation; two more figures interpolate between test
@@ -34,6 +39,7 @@ import autodiff
 from autodiff import backend as B
 
 from ..data import load_dataset
+from ..families import get_family
 from ..metrics.probe import select_l2
 
 __all__ = ["DESCRIPTION", "BUDGETS", "run", "REPRESENTATIONS", "labelled_subsets",
@@ -49,7 +55,7 @@ DESCRIPTION = (
     "n = 10, 100, 1000 (falls back to digits without the files). Figures: accuracy "
     "against labels per class, and latent interpolations through the VAE and the flow.")
 
-REPRESENTATIONS = ("pixels", "vae", "flow", "diffusion")
+REPRESENTATIONS = ("pixels", "vae", "flow", "diffusion", "diffusion-init")
 
 BUDGETS = {
     # 8x8 digits on 2 shared CPU cores: 9 minutes of training, then features and probes in
@@ -302,6 +308,10 @@ def run(ctx):
     features["diffusion"] = diffusion_features(models["diffusion"], all_x,
                                                int(st["diffusion_t"]),
                                                autodiff.Generator(ctx.seed))
+    autodiff.manual_seed(ctx.seed)
+    untrained = get_family("ddpm").build(dict(models["diffusion"].config))
+    features["diffusion-init"] = diffusion_features(untrained, all_x, int(st["diffusion_t"]),
+                                                    autodiff.Generator(ctx.seed))
     dims = {rep: int(f.shape[1]) for rep, f in features.items()}
     ctx.log("feature dimensions: " + ", ".join(f"{r} {d}" for r, d in dims.items()))
 

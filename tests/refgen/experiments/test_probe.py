@@ -37,7 +37,7 @@ def test_tiny_run_reports_a_sane_table(tiny_result):
     out, r = tiny_result
     assert json.load(open(out / "result.json"))["accuracy"] == r["accuracy"]
     counts = r["labels_per_class"]
-    assert set(r["accuracy"]) == {"pixels", "vae", "flow", "diffusion"}
+    assert set(r["accuracy"]) == {"pixels", "vae", "flow", "diffusion", "diffusion-init"}
     for rep, row in r["accuracy"].items():
         for n in counts:
             cell = row[str(n)]
