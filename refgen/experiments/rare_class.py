@@ -56,6 +56,16 @@ BUDGETS = {
         "guidance": [0.0, 1.0, 3.0], "sampler": "ddim", "sample_steps": 50,
         "classifier_seeds": [0, 1],
     },
+    # the same with 10% of the class kept (12 digits images instead of 1): does the DDPM
+    # help once it has more than one image of the class to learn from?
+    "fraction10": {
+        "data": "digits", "rare_class": 8, "rare_fraction": 0.1,
+        "eval_splits": ["val", "test"],
+        "ddpm": {"minutes": 5.0, "settings": {}},
+        "classifier": {"steps": 600, "settings": {}},
+        "guidance": [0.0, 1.0, 3.0], "sampler": "ddim", "sample_steps": 50,
+        "classifier_seeds": [0, 1],
+    },
     # seconds, for the test
     "tiny": {
         "data": "digits", "rare_class": 8, "rare_fraction": 0.01,
