@@ -60,7 +60,7 @@ from ..data import load_dataset
 from ..data.dataset import ArrayDataset
 from ..data.splits import seeded_split_indices
 from ..fileio import atomic_open
-from ..metrics.ranking import auroc
+from ..metrics.ranking import auroc, auroc_standard_error
 
 __all__ = ["DESCRIPTION", "BUDGETS", "run", "perturb", "typicality_score",
            "likelihood_ratio_score", "split_fashion", "FASHION_SPLIT_SEED"]
@@ -282,7 +282,7 @@ def _evaluate(ctx, entry, d_in, d_out, data):
            **_training_record(ctx, tag),
            "n_in": int(bpd_in.shape[0]), "n_ood": int(bpd_out.shape[0]),
            "bpd_train": train_mean, "bpd_in": _mean(bpd_in), "bpd_ood": _mean(bpd_out),
-           "auroc_bpd": auroc(bpd_in, bpd_out), "auroc_typicality": auroc(typ_in, typ_out)}
+           **_auroc("bpd", bpd_in, bpd_out), **_auroc("typicality", typ_in, typ_out)}
     scores = {"bpd_in": bpd_in, "bpd_ood": bpd_out, "typicality_in": typ_in,
               "typicality_ood": typ_out}
     if d_in == "fashion-mnist" and name in s.get("background", ()):
@@ -307,9 +307,16 @@ def _likelihood_ratio(ctx, entry, d_in, data, x_in, x_out, row, scores):
     llr_out = likelihood_ratio_score(scores["bpd_ood"], bg_out)
     row.update({"perturb_rate": rate, "background_steps": _training_record(ctx, tag)["steps"],
                 "bpd_background_in": _mean(bg_in), "bpd_background_ood": _mean(bg_out),
-                "auroc_likelihood_ratio": auroc(llr_in, llr_out)})
+                **_auroc("likelihood_ratio", llr_in, llr_out)})
     scores.update({"llr_in": llr_in, "llr_ood": llr_out, "background_in": bg_in,
                    "background_ood": bg_out})
+
+
+def _auroc(name, score_in, score_ood):
+    """{"auroc_NAME": AUROC with the OOD set positive, "auroc_NAME_se": its DeLong standard
+    error}."""
+    return {f"auroc_{name}": auroc(score_in, score_ood),
+            f"auroc_{name}_se": auroc_standard_error(score_in, score_ood)}
 
 
 def _training_record(ctx, tag):
@@ -320,11 +327,12 @@ def _training_record(ctx, tag):
 
 
 def _line(key, row):
+    def a(name):
+        return f"{row['auroc_' + name]:.3f} +- {row['auroc_' + name + '_se']:.3f}"
     text = (f"{key}: bpd in {row['bpd_in']:.3f}, ood {row['bpd_ood']:.3f} (train "
-            f"{row['bpd_train']:.3f}); AUROC bpd {row['auroc_bpd']:.3f}, typicality "
-            f"{row['auroc_typicality']:.3f}")
+            f"{row['bpd_train']:.3f}); AUROC bpd {a('bpd')}, typicality {a('typicality')}")
     if "auroc_likelihood_ratio" in row:
-        text += f", likelihood ratio {row['auroc_likelihood_ratio']:.3f}"
+        text += f", likelihood ratio {a('likelihood_ratio')}"
     return text
 
 

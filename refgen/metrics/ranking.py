@@ -22,12 +22,24 @@ n_0 + n_1 scores together, tied scores sharing the mean of the ranks they occupy
 (U counts, for each positive, the negatives below it: a positive of rank r has r - 1 scores
 below it, of which the positives below it are subtracted by the n_1(n_1+1)/2 term; a tie
 with a negative adds 1/2 through the midrank.)
+
+Its standard error (DeLong, DeLong & Clarke-Pearson 1988, Sec. 2) comes from the
+"structural components" of the U-statistic, each example's own share of the pair count,
+
+    V1_j = 1/n_0 sum_i psi(s0_i, s1_j)      (positive j),
+    V0_i = 1/n_1 sum_j psi(s0_i, s1_j)      (negative i),     psi = 1(s1 > s0) + 1/2 1(=),
+
+    Var(AUROC) ~= S1 / n_1 + S0 / n_0,      S1, S0 the sample variances (ddof 1) of V1, V0.
+
+With midranks again: n_0 V1_j = (rank of s1_j among all) - (its rank among the positives),
+and n_1 (1 - V0_i) = (rank of s0_i among all) - (its rank among the negatives) (Sun & Xu
+2014, "Fast implementation of DeLong's algorithm").
 """
 from autodiff import backend as B
 
 from ._arrays import backend_float64
 
-__all__ = ["auroc", "auroc_from_labels", "midranks"]
+__all__ = ["auroc", "auroc_standard_error", "auroc_from_labels", "midranks"]
 
 
 def _scores(name, s):
@@ -72,6 +84,25 @@ def auroc(negative, positive):
     r1 = float(ranks[n0:].sum())
     u = r1 - n1 * (n1 + 1) / 2.0
     return u / (n0 * n1)
+
+
+def auroc_standard_error(negative, positive):
+    """DeLong et al. (1988) standard error of ``auroc(negative, positive)`` (see the module
+    docstring): sqrt(S1 / n_1 + S0 / n_0).
+
+    :param negative: (n_0,) scores, n_0 >= 2. :param positive: (n_1,) scores, n_1 >= 2.
+    :return: a Python float >= 0.
+    """
+    s0 = _scores("negative", negative)
+    s1 = _scores("positive", positive)
+    n0, n1 = int(s0.shape[0]), int(s1.shape[0])
+    if n0 < 2 or n1 < 2:
+        raise ValueError(f"auroc_standard_error: needs at least 2 scores per set, got "
+                         f"negative {n0}, positive {n1}")
+    ranks = midranks(B.xp.concatenate([s0, s1]))
+    v1 = (ranks[n0:] - midranks(s1)) / n0            # (n_1,) share of negatives below
+    v0 = 1.0 - (ranks[:n0] - midranks(s0)) / n1      # (n_0,) share of positives above
+    return float(B.xp.sqrt(v1.var(ddof=1) / n1 + v0.var(ddof=1) / n0))
 
 
 def auroc_from_labels(labels, scores):

@@ -134,6 +134,7 @@ def test_tiny_run_reports_every_model_both_ways(tiny_run):
         assert row["steps"] == steps[row["model"]], key
         for name in ("auroc_bpd", "auroc_typicality"):
             assert 0.0 <= row[name] <= 1.0, (key, name)
+            assert 0.0 <= row[name + "_se"] < 0.5, (key, name)
         assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("bpd_in", "bpd_ood",
                                                                  "bpd_train"))
         assert ("auroc_likelihood_ratio" in row) == \
