@@ -274,7 +274,8 @@ def _sharp_but_narrow(ctx, s):
     xp = B.xp
     data, n = s["gan_data"], s["n_points"]
     gan = ctx.train("gan", data, minutes=s["gan_minutes"], steps=s["gan_steps"],
-                    settings=s.get("gan_settings"), dtype=str(autodiff.get_default_dtype()))
+                    settings=s.get("gan_settings"), options=s.get("gan_options"),
+                    tag=s.get("gan_tag"), dtype=str(autodiff.get_default_dtype()))
     with autodiff.no_grad():
         fake = _as_array(gan.sample(n, autodiff.Generator(ctx.seed + 3))).astype(xp.float64)
         more = _as_array(gan.sample(s["n_kde_val"], autodiff.Generator(ctx.seed + 4)))
