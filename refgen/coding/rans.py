@@ -59,7 +59,7 @@ touches the state, so encoding and decoding are exact on every machine).
 """
 import numpy as np  # host-side: integer entropy coding; the states and words live on the host
 
-__all__ = ["PRECISION", "WORD_BITS", "quantize", "encode", "decode", "RansDecoder",
+__all__ = ["PRECISION", "WORD_BITS", "quantize", "encode", "decode", "RansDecoder", "AnsStack",
            "ideal_bits", "coded_bits", "excess_bound_bits"]
 
 PRECISION = 12          # n: probabilities are multiples of 2^-12 (see the module docstring)
@@ -138,6 +138,34 @@ def _as_lanes(symbols, freqs, who):
     return s.astype(np.int64), freqs, single
 
 
+def _push_step(x, f, c, n):
+    """Encode one symbol per lane: x (K,) uint64, f, c (K,) uint64 -> (x', emitted words
+    of the lanes that renormalised, in ascending lane order)."""
+    emit = x >= (f << np.uint64(STATE_BITS - n))                    # renormalise (one word)
+    words = (x[emit] & _WORD_MASK).astype(np.uint16)
+    x = np.where(emit, x >> np.uint64(WORD_BITS), x)
+    return ((x // f) << np.uint64(n)) + (x % f) + c, words          # Duda eq. 12
+
+
+def _pop_step(x, f_all, n):
+    """Decode one symbol per lane from tables f_all (K, A) int64: -> (symbols (K,) int64,
+    x' before renormalisation, mask of the lanes that need one word)."""
+    ends = np.cumsum(f_all, axis=-1)                                # c_a + f_a
+    slot = x & np.uint64((1 << n) - 1)
+    s = (ends <= slot.astype(np.int64)[:, None]).sum(axis=-1)       # c_s <= slot < c_s + f_s
+    f = np.take_along_axis(f_all, s[:, None], -1)[:, 0].astype(np.uint64)
+    c = np.take_along_axis(ends, s[:, None], -1)[:, 0].astype(np.uint64) - f
+    x = f * (x >> np.uint64(n)) + slot - c
+    return s.astype(np.int64), x, x < _L
+
+
+def _refill(x, need, words):
+    """x <- 2^16 x + word for the lanes in ``need`` (words in ascending lane order)."""
+    x = x.copy()
+    x[need] = (x[need] << np.uint64(WORD_BITS)) | words.astype(np.uint64)
+    return x
+
+
 def encode(symbols, freqs, precision=PRECISION):
     """Encode symbols with their frequency tables into one uint16 word stream.
 
@@ -155,14 +183,10 @@ def encode(symbols, freqs, precision=PRECISION):
     c = np.take_along_axis(starts, s[..., None], -1)[..., 0].astype(np.uint64)
     x = np.full(K, _L, dtype=np.uint64)
     chunks = []
-    shift_max, n64 = np.uint64(STATE_BITS - n), np.uint64(n)
     for i in range(S - 1, -1, -1):                                  # a stack: reverse order
-        fi, ci = f[:, i], c[:, i]
-        emit = x >= (fi << shift_max)                               # renormalise (one word)
-        if emit.any():
-            chunks.append((x[emit] & _WORD_MASK).astype(np.uint16))
-            x[emit] >>= np.uint64(WORD_BITS)
-        x = ((x // fi) << n64) + (x % fi) + ci
+        x, words = _push_step(x, f[:, i], c[:, i], n)
+        if words.size:
+            chunks.append(words)
     # flush the final states: low word then high word, lane by lane
     final = np.stack([x & _WORD_MASK, x >> np.uint64(WORD_BITS)], axis=1).reshape(-1)
     chunks.append(final.astype(np.uint16))
@@ -206,24 +230,17 @@ class RansDecoder:
         if f_all.shape[:-1] != (self.K,):
             raise ValueError(f"RansDecoder.decode: freqs must have shape ({self.K}, A), got "
                              f"{f_all.shape}")
-        M = np.uint64(1 << self.n)
-        ends = np.cumsum(f_all, axis=-1)                            # c_a + f_a
-        slot = self.x & (M - np.uint64(1))
-        s = (ends <= slot.astype(np.int64)[:, None]).sum(axis=-1)   # c_s <= slot < c_s + f_s
-        f = np.take_along_axis(f_all, s[:, None], -1)[:, 0].astype(np.uint64)
-        c = (np.take_along_axis(ends, s[:, None], -1)[:, 0]).astype(np.uint64) - f
-        self.x = f * (self.x >> np.uint64(self.n)) + slot - c
-        need = self.x < _L                                          # renormalise (one word)
+        s, x, need = _pop_step(self.x, f_all, self.n)
         count = int(need.sum())
         if count:
             if self.pos + count > self.words.size:
                 raise ValueError("RansDecoder: the message ran out of words (wrong tables, "
                                  "a wrong lane count or a corrupted message)")
             # the encoder pushed these lanes in ascending order; reversed they come last-first
-            self.x[need] = (self.x[need] << np.uint64(WORD_BITS)) | \
-                self.words[self.pos:self.pos + count][::-1]
+            x = _refill(x, need, self.words[self.pos:self.pos + count][::-1])
             self.pos += count
-        return s.astype(np.int64)
+        self.x = x
+        return s
 
     def finish(self):
         """Check that the message is used up and every lane is back at its initial state;
@@ -233,6 +250,110 @@ class RansDecoder:
                              f"({self.words.size - self.pos} words left, "
                              f"{int(np.sum(self.x != _L))} of {self.K} lanes not at the "
                              "initial state): the tables differ from the encoder's")
+
+
+class AnsStack:
+    """rANS as a stack of K lanes sharing one word stack: ``push`` and ``pop`` in any order.
+
+    ``encode``/``RansDecoder`` code a message whose symbols are all pushed before any is
+    popped. Bits-back coding (Townsend et al. 2019) needs more: it POPS symbols that were
+    never pushed, using the bits already on the stack as its random source, and pushes them
+    back later. Popping with table q from any state is a valid decode, and pushing the same
+    symbol with the same q restores the state and the words exactly, so
+
+        stack.pop(q) then stack.push(s, q)   and   stack.push(s, q) then stack.pop(q)
+
+    are both the identity. A stack starts from a message (``from_message``: its last 2K
+    words are the lane states, the rest the word stack) and ends as one (``to_message``).
+
+    push(symbols (K, S), freqs (K, S, A), precision) pushes symbol S-1 first, so that
+    pop(freqs (K, S, A), precision) returns them in the order 0..S-1.
+    """
+
+    def __init__(self, lanes):
+        if isinstance(lanes, bool) or int(lanes) != lanes or lanes < 1:
+            raise ValueError(f"AnsStack: lanes must be a positive int, got {lanes!r}")
+        self.K = int(lanes)
+        self.x = np.full(self.K, _L, dtype=np.uint64)
+        self.words = []                     # chunks of uint16 words; the top is the end
+
+    @classmethod
+    def from_message(cls, words, lanes):
+        """The stack whose ``to_message`` is ``words`` (uint16, at least 2 * lanes)."""
+        stack = cls(lanes)
+        w = np.asarray(words)
+        if w.ndim != 1 or w.dtype != np.uint16 or w.size < 2 * stack.K:
+            raise ValueError(f"AnsStack.from_message: words must be a 1-D uint16 array of at "
+                             f"least {2 * stack.K} words, got dtype {w.dtype} shape {w.shape}")
+        states = w[w.size - 2 * stack.K:].astype(np.uint64).reshape(stack.K, 2)
+        stack.x = states[:, 0] | (states[:, 1] << np.uint64(WORD_BITS))
+        if np.any(stack.x < _L):
+            raise ValueError("AnsStack.from_message: a lane state is below 2^16 (not a "
+                             "message of this coder)")
+        stack.words = [w[:w.size - 2 * stack.K].copy()]
+        return stack
+
+    def to_message(self):
+        """The word stack followed by the lane states (low, high word per lane): uint16."""
+        states = np.stack([self.x & _WORD_MASK, self.x >> np.uint64(WORD_BITS)], axis=1)
+        return np.concatenate(self.words + [states.reshape(-1).astype(np.uint16)])
+
+    def bits(self):
+        """The length of ``to_message`` in bits."""
+        return WORD_BITS * (sum(int(c.size) for c in self.words) + 2 * self.K)
+
+    def _tables(self, freqs, precision, who, symbols=None):
+        n = _check_precision(precision)
+        f_all = _check_tables(freqs, n, who)
+        if f_all.ndim != 3 or f_all.shape[0] != self.K:
+            raise ValueError(f"AnsStack.{who}: freqs must have shape ({self.K}, S, A), got "
+                             f"{f_all.shape}")
+        if symbols is not None:
+            _as_lanes(symbols, f_all, who)
+        return n, f_all
+
+    def push(self, symbols, freqs, precision=PRECISION):
+        """Push symbols (K, S) with their tables (K, S, A) (symbol S-1 first)."""
+        s = np.asarray(symbols)
+        n, f_all = self._tables(freqs, precision, "push", s)
+        s = s.astype(np.int64)
+        starts = np.cumsum(f_all, axis=-1) - f_all
+        f = np.take_along_axis(f_all, s[..., None], -1)[..., 0].astype(np.uint64)
+        c = np.take_along_axis(starts, s[..., None], -1)[..., 0].astype(np.uint64)
+        for i in range(s.shape[1] - 1, -1, -1):
+            self.x, words = _push_step(self.x, f[:, i], c[:, i], n)
+            if words.size:
+                self.words.append(words)
+
+    def pop(self, freqs, precision=PRECISION):
+        """Pop S symbols per lane with tables (K, S, A); returns (K, S) int64."""
+        n, f_all = self._tables(freqs, precision, "pop")
+        out = np.empty(f_all.shape[:2], dtype=np.int64)
+        for i in range(f_all.shape[1]):
+            out[:, i], x, need = _pop_step(self.x, f_all[:, i], n)
+            count = int(need.sum())
+            if count:
+                self.x = _refill(x, need, self._take(count))
+            else:
+                self.x = x
+        return out
+
+    def _take(self, count):
+        """The top ``count`` words, in the order they were pushed."""
+        taken = []
+        while count:
+            if not self.words:
+                raise ValueError("AnsStack.pop: the stack ran out of words (bits-back needs "
+                                 "initial bits: start from a message of random words)")
+            top = self.words[-1]
+            k = min(count, top.size)
+            taken.append(top[top.size - k:])
+            if k == top.size:
+                self.words.pop()
+            else:
+                self.words[-1] = top[:top.size - k]
+            count -= k
+        return np.concatenate(taken[::-1])
 
 
 def decode(words, freqs, precision=PRECISION):

@@ -44,7 +44,8 @@ from autodiff import backend as B
 
 from ..coding import rans
 
-__all__ = ["DESCRIPTION", "BUDGETS", "run", "conditional_tables", "compress", "decompress"]
+__all__ = ["DESCRIPTION", "BUDGETS", "run", "conditional_tables", "compress", "decompress",
+           "latent_buckets", "bits_back_compress", "bits_back_decompress"]
 
 DESCRIPTION = (
     "Lossless compression with a generative model: MADE's conditionals (Bernoulli on "
@@ -58,8 +59,13 @@ BUDGETS = {
     "default": {"data": "mnist", "fallback_data": "digits", "minutes": 5.0,
                 "model": {"hidden_sizes": [500], "binarize": "dynamic"},
                 "fallback_model": {"hidden_sizes": [500]},
-                "test_images": 1000, "lanes": 10},
+                "test_images": 1000, "lanes": 10,
+                # bits-back (the stretch): a VAE with the family's defaults, 3 minutes
+                "vae_minutes": 3.0, "bitsback_images": 1000, "bitsback_lanes": 2,
+                "latent_bits": 8, "latent_bits_sweep": [4, 6, 10], "elbo_samples": 64},
     "tiny": {"data": "digits", "fallback_data": "digits", "steps": 30,
+             "vae_steps": 30, "bitsback_images": 40, "bitsback_lanes": 2,
+             "latent_bits": 8, "latent_bits_sweep": [], "elbo_samples": 8,
              # a random ordering, so that the test sees the ordering matter
              "model": {"hidden_sizes": [32], "ordering": "random"},
              "fallback_model": {"hidden_sizes": [32], "ordering": "random"},
@@ -175,6 +181,112 @@ def decompress(model, words, n, lanes=1):
     return x.reshape((n,) + model.example_shape)
 
 
+# ---------------------------------------------------------------- bits-back with a VAE
+def latent_buckets(latent_bits):
+    """Equal-mass buckets of the prior N(0, 1) per latent coordinate (Townsend et al. 2019,
+    sec. 3.2): edges Phi^-1(j / B), j = 0..B (B = 2^latent_bits; -inf and +inf at the ends),
+    and each bucket's representative Phi^-1((j + 1/2) / B). Under the prior every bucket has
+    mass 1/B, so the prior's table is uniform and costs latent_bits per coordinate."""
+    from scipy.special import ndtri
+    B_ = 1 << int(latent_bits)
+    edges = ndtri(np.arange(B_ + 1) / B_)                        # edges[0] = -inf, [B] = inf
+    centres = ndtri((np.arange(B_) + 0.5) / B_)
+    return edges, centres
+
+
+def _posterior_tables(vae, x, edges, precision):
+    """q(bucket j | x) = Phi((e_{j+1} - mu) / sigma) - Phi((e_j - mu) / sigma) per latent
+    coordinate, quantised: (N, d, B)."""
+    from scipy.special import ndtr
+    with autodiff.no_grad():
+        q = vae.encode(autodiff.Tensor(x.reshape((x.shape[0],) + vae.example_shape)))
+    mu = B.to_numpy(q.loc.data).astype(np.float64)[..., None]               # (N, d, 1)
+    sigma = B.to_numpy(q.scale.data).astype(np.float64)[..., None]
+    cdf = ndtr((edges[None, None, :] - mu) / sigma)                          # (N, d, B + 1)
+    return rans.quantize(np.maximum(np.diff(cdf, axis=-1), 0.0), precision)
+
+
+def _likelihood_tables(vae, z_index, centres):
+    """p_theta(x_j | z) (N, D, 2) quantised, z the buckets' representatives (N, d)."""
+    z = centres[z_index].astype(np.float64)
+    with autodiff.no_grad():
+        dist = vae.decoder_distribution(autodiff.Tensor(B.to_backend(z)))
+    logit = B.to_numpy(dist.base.logits.data).astype(np.float64)            # (N, D)
+    logp = -np.stack([np.logaddexp(0.0, logit), np.logaddexp(0.0, -logit)], axis=-1)
+    return rans.quantize(np.exp(logp))
+
+
+def _check_vae(vae):
+    if getattr(vae, "family", None) != "vae" or vae.decoder_kind != "bernoulli" \
+            or vae.conditional:
+        raise ValueError("bits-back: the model must be an unconditional VAE (family 'vae') "
+                         "with the Bernoulli decoder")
+
+
+def bits_back_compress(vae, x, lanes=1, latent_bits=8, initial_words=64, seed=0,
+                       latent_precision=16, return_latents=False):
+    """BB-ANS (Townsend, Bird and Barber 2019, "Practical lossless compression with latent
+    variables using bits back coding", Table 1). Per image x, on a stack that holds bits:
+
+        z <- pop with q(z | x)          (decode: takes about -log2 q(z | x) bits off)
+        push x with p_theta(x | z)      (-log2 p(x | z) bits)
+        push z with p(z)                (latent_bits per coordinate = -log2 p(z) bucket)
+
+    so each image adds -log2 p(x | z) - log2 p(z) + log2 q(z | x) bits: on average the
+    negative ELBO (with the buckets' discretisation, which cancels between q and p up to
+    the posterior's curvature within a bucket). The first pops need bits that were never
+    pushed: the stack starts from ``initial_words`` random words per lane (part of the
+    file; the decoder gives them back). Lane k codes images kG..kG+G-1 in turn.
+    :return: (words, initial words) -- the file and the initial message it started from;
+        with ``return_latents`` also the bucket indices (N, d) that were popped
+    """
+    _check_vae(vae)
+    x_flat = vae._flat(x, "bits_back").data                                  # (N, D)
+    n = x_flat.shape[0]
+    K, G = _lane_layout(n, lanes)
+    edges, centres = latent_buckets(latent_bits)
+    rng = np.random.default_rng(seed)
+    initial = rng.integers(0, 1 << 16, size=K * initial_words, dtype=np.uint16)
+    initial[-2 * K + 1::2] |= np.uint16(1)                # lane states >= 2^16 (high words)
+    stack = rans.AnsStack.from_message(initial, K)
+    prior = np.full((K, vae.latent_dim, 1 << latent_bits),
+                    1 << (latent_precision - latent_bits), dtype=np.int64)
+    sym = np.rint(B.to_numpy(x_flat)).astype(np.int64)                       # binary pixels
+    latents = np.zeros((n, vae.latent_dim), dtype=np.int64)
+    for g in range(G):
+        rows = np.arange(K) * G + g                                          # lane k's image
+        xg = x_flat[B.to_backend(rows)]
+        z = stack.pop(_posterior_tables(vae, xg, edges, latent_precision), latent_precision)
+        stack.push(sym[rows], _likelihood_tables(vae, z, centres))
+        stack.push(z, prior, latent_precision)
+        latents[rows] = z
+    if return_latents:
+        return stack.to_message(), initial, latents
+    return stack.to_message(), initial
+
+
+def bits_back_decompress(vae, words, n, lanes=1, latent_bits=8, latent_precision=16):
+    """Undo ``bits_back_compress``: the images (n, *example_shape) and the initial message
+    (which must equal the encoder's). In reverse: pop z with p(z), pop x with p(x | z),
+    push z back with q(z | x)."""
+    _check_vae(vae)
+    K, G = _lane_layout(n, lanes)
+    edges, centres = latent_buckets(latent_bits)
+    stack = rans.AnsStack.from_message(words, K)
+    prior = np.full((K, vae.latent_dim, 1 << latent_bits),
+                    1 << (latent_precision - latent_bits), dtype=np.int64)
+    out = np.zeros((n, vae.num_dims), dtype=np.int64)
+    dtype = vae._dtype()
+    for g in range(G - 1, -1, -1):
+        rows = np.arange(K) * G + g
+        z = stack.pop(prior, latent_precision)
+        out[rows] = stack.pop(_likelihood_tables(vae, z, centres))
+        xg = B.to_backend(out[rows], dtype=dtype)
+        stack.push(z, _posterior_tables(vae, xg, edges, latent_precision), latent_precision)
+    x = B.to_backend(out, dtype=dtype).reshape((n,) + vae.example_shape)
+    return x, stack.to_message()
+
+
 # ---------------------------------------------------------------- the classical baselines
 def _png_bytes(image, binary):
     """One PNG file (bytes) of a 2-D integer image: 1-bit for binary, 8-bit grey otherwise."""
@@ -234,7 +346,7 @@ def _figure(ctx, rows, title):
     import matplotlib.pyplot as plt
     names, values = zip(*rows)
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    colors = ["#1f77b4"] * 2 + ["#7f7f7f"] * (len(rows) - 2)
+    colors = ["#7f7f7f" if name.startswith(("gzip", "PNG")) else "#1f77b4" for name in names]
     bars = ax.barh(range(len(rows)), values, color=colors)
     for bar, v in zip(bars, values):
         ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {v:.4f}",
@@ -249,6 +361,66 @@ def _figure(ctx, rows, title):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return ctx.publish(path)
+
+
+def _negative_elbo_bits(vae, x, samples, chunk=100):
+    """-sum_n ELBO(x_n) in bits, each ELBO's expectation by ``samples`` draws of z ~ q."""
+    gen = autodiff.Generator(1)
+    total = 0.0
+    with autodiff.no_grad():
+        for i in range(0, x.shape[0], chunk):
+            e = vae.elbo(autodiff.Tensor(x[i:i + chunk]), generator=gen, num_samples=samples)
+            total -= float(B.to_numpy(e.data).astype(np.float64).sum())
+    return total / math.log(2.0)
+
+
+def _bits_back(ctx, data):
+    """The stretch: BB-ANS with a VAE on the same binarized test images; numbers in
+    bits/dim: -ELBO, the net rate (file minus the initial bits), the file; round trip."""
+    from ..data import load_dataset
+    from ..data.preprocessing import binarize_fixed
+    s = ctx.settings
+    vae = ctx.train("vae", data, minutes=s.get("vae_minutes"), steps=s.get("vae_steps"),
+                    tag=f"vae-{data}")
+    n, K, bits = int(s["bitsback_images"]), int(s["bitsback_lanes"]), int(s["latent_bits"])
+    test = load_dataset(data, split="test", data_dir=ctx.data_dir)
+    x = binarize_fixed(B.xp.asarray(test.x[:n]), seed=0).astype(vae._dtype())
+    D = vae.num_dims
+    neg_elbo = _negative_elbo_bits(vae, x, int(s["elbo_samples"]))
+    t0 = time.time()
+    words, initial = bits_back_compress(vae, x, lanes=K, latent_bits=bits)
+    t_enc = time.time() - t0
+    t0 = time.time()
+    back, rest = bits_back_decompress(vae, words, n, lanes=K, latent_bits=bits)
+    t_dec = time.time() - t0
+    exact = bool(B.xp.array_equal(back, x)) and bool(np.array_equal(rest, initial))
+    if not exact:
+        raise AssertionError("compression: bits-back decoding did not restore the images "
+                             "and the initial bits")
+    net = rans.coded_bits(words) - rans.coded_bits(initial)
+    out = {"bitsback_images": n, "bitsback_lanes": K, "latent_dim": vae.latent_dim,
+           "latent_bits": bits, "vae_negative_elbo_bpd": neg_elbo / (n * D),
+           "bitsback_net_bpd": net / (n * D),
+           "bitsback_file_bpd": rans.coded_bits(words) / (n * D),
+           "bitsback_initial_bits": rans.coded_bits(initial),
+           "ratio_bitsback_to_negative_elbo": net / neg_elbo,
+           "bitsback_round_trip_exact": exact, "bitsback_encode_seconds": round(t_enc, 2),
+           "bitsback_decode_seconds": round(t_dec, 2)}
+    sweep = {}
+    for b in s.get("latent_bits_sweep", []):
+        w, init = bits_back_compress(vae, x, lanes=K, latent_bits=int(b))
+        sweep[str(b)] = (rans.coded_bits(w) - rans.coded_bits(init)) / (n * D)
+    out["bitsback_net_bpd_by_latent_bits"] = {str(bits): out["bitsback_net_bpd"], **sweep}
+    ctx.log(f"bits-back (VAE, {vae.latent_dim}-d latent in {bits}-bit buckets, {n} images, "
+            f"{K} lanes): -ELBO {out['vae_negative_elbo_bpd']:.5f} bits/dim, net rate "
+            f"{out['bitsback_net_bpd']:.5f} (ratio {out['ratio_bitsback_to_negative_elbo']:.4f}"
+            f"), file with the {out['bitsback_initial_bits']} initial bits "
+            f"{out['bitsback_file_bpd']:.5f}; round trip exact: {exact}; encode {t_enc:.1f} s,"
+            f" decode {t_dec:.1f} s")
+    if sweep:
+        ctx.log("bits-back net rate by latent bits: " + ", ".join(
+            f"{k}: {v:.5f}" for k, v in out["bitsback_net_bpd_by_latent_bits"].items()))
+    return out
 
 
 def run(ctx):
@@ -294,6 +466,10 @@ def run(ctx):
             + " bits/dim")
     rows = [("MADE, -log2 p (model)", numbers["model_bpd"]),
             ("MADE + rANS (file)", numbers["file_bpd"])]
+    if s.get("bitsback_images"):
+        numbers.update(_bits_back(ctx, data))
+        rows += [("VAE, -ELBO (bound)", numbers["vae_negative_elbo_bpd"]),
+                 ("VAE + bits-back ANS (net)", numbers["bitsback_net_bpd"])]
     if binary:
         rows.append(("gzip -9, packed bits", numbers["gzip_packed_bits_bpd"]))
     rows += [("gzip -9, one byte/pixel", numbers["gzip_bytes_bpd"]),

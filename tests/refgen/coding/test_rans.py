@@ -180,3 +180,60 @@ def test_length_matches_constriction_on_the_same_probabilities(alphabet, length)
     assert abs(mine - theirs) <= rans.excess_bound_bits(length, 1) + theirs_slack
     decoder = constriction.stream.stack.AnsCoder(coder.get_compressed())
     np.testing.assert_array_equal(decoder.decode(model, q), symbols)
+
+
+def _random_message(seed, lanes, words):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(0, 1 << 16, size=words + 2 * lanes, dtype=np.uint16)
+    w[-2 * lanes + 1::2] |= np.uint16(1)                # lane states >= 2^16
+    return w
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 4), st.integers(1, 30), st.integers(2, 50),
+       st.integers(6, 16))
+def test_stack_pop_then_push_is_the_identity(seed, lanes, length, alphabet, precision):
+    """Bits-back's step: popping symbols that were never pushed (decoding from the bits
+    already there) and pushing them back with the same tables restores every word."""
+    alphabet = min(alphabet, 1 << precision)
+    _, freqs = _message(seed, lanes, length, alphabet, precision)
+    start = _random_message(seed, lanes, 4 * length)
+    stack = rans.AnsStack.from_message(start, lanes)
+    popped = stack.pop(freqs, precision)
+    assert popped.shape == (lanes, length) and popped.min() >= 0 and popped.max() < alphabet
+    stack.push(popped, freqs, precision)
+    np.testing.assert_array_equal(stack.to_message(), start)
+    # the same on a stack grown by pushes (its words in many small pieces)
+    symbols0, freqs0 = _message(seed + 1, lanes, 3 * length, 3, 12)
+    stack.push(symbols0, freqs0)
+    grown = stack.to_message()
+    popped = stack.pop(freqs, precision)
+    stack.push(popped, freqs, precision)
+    np.testing.assert_array_equal(stack.to_message(), grown)
+    np.testing.assert_array_equal(stack.pop(freqs0), symbols0)
+    np.testing.assert_array_equal(stack.to_message(), start)
+
+
+@given(st.integers(0, 2**31 - 1), st.integers(1, 4), st.integers(0, 30), st.integers(2, 50))
+def test_stack_push_then_pop_returns_the_symbols(seed, lanes, length, alphabet):
+    symbols, freqs = _message(seed, lanes, length, alphabet, 12)
+    start = _random_message(seed + 1, lanes, 3)
+    stack = rans.AnsStack.from_message(start, lanes)
+    stack.push(symbols, freqs)
+    grown = stack.bits() - rans.coded_bits(start)
+    # pushing on a stack costs what encode's bound says (the states were already there)
+    assert grown <= rans.ideal_bits(symbols, freqs) + rans.excess_bound_bits(
+        symbols.size, lanes) + 1e-9
+    again = rans.AnsStack.from_message(stack.to_message(), lanes)
+    np.testing.assert_array_equal(again.pop(freqs), symbols)
+    np.testing.assert_array_equal(again.to_message(), start)
+
+
+def test_stack_errors_are_named():
+    with pytest.raises(ValueError, match="ran out of words"):
+        stack = rans.AnsStack(1)
+        stack.pop(rans.quantize(np.full((1, 50, 2), 0.5)))
+    with pytest.raises(ValueError, match=r"freqs must have shape \(2, S, A\)"):
+        rans.AnsStack(2).push(np.zeros((1, 1), dtype=np.int64),
+                              rans.quantize(np.full((1, 1, 2), 0.5)))
+    with pytest.raises(ValueError, match="at least 4 words"):
+        rans.AnsStack.from_message(np.zeros(3, dtype=np.uint16), 2)
