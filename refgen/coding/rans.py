@@ -40,7 +40,8 @@ q = floor(x/f) >= 2^(16-n) after renormalisation, x' / (x M/f) lies in
 a word moves 16 bits from x into the stream. A lane starts at x = L (16 bits of nothing)
 and ends with its 32-bit state flushed, so
 
-    coded bits <= sum_i -log2 q_i(s_i) + S log2(1 + 2^(n-16)) + 32 K      (a hard bound)
+    coded bits <= sum_i -log2 q_i(s_i) + S log2(1 + 2^(n-16)) + 32 K      (a hard bound;
+                                                          S: all symbols of all K lanes)
 
 and on average the excess is about 16-32 bits per lane plus a small per-symbol term; the
 measured excess is in tests/refgen/coding/test_rans.py and the compression experiment.
@@ -53,6 +54,11 @@ their own states share ONE word stream: at each position i the lanes that renorm
 their words in lane order; the decoder, reading the reversed stream, takes them back in the
 mirrored order. So one call codes many images (or text windows) at once with NumPy
 operations over K, and the K final states are the only per-lane cost.
+
+A stack in both directions (``AnsStack``): bits-back coding (Townsend et al. 2019) pops
+symbols that were never pushed, from the bits already on the stack, and pushes them back
+later; ``AnsStack`` allows push and pop in any order on the same interleaved lanes, with
+the same step functions as ``encode`` and ``RansDecoder``.
 
 Everything here is host-side integer code on NumPy arrays of uint64 (no float arithmetic
 touches the state, so encoding and decoding are exact on every machine).
