@@ -162,6 +162,8 @@ def test_bad_arguments_are_named(tiny):
         C.compress(model, x, lanes=4)
     with pytest.raises(ValueError, match="must be a MADE"):
         C.compress(object(), x)
+    with pytest.raises(ValueError, match="must be an unconditional VAE"):
+        C.bits_back_compress(model, x)
 
 
 def test_classical_sizes_are_real_files():
