@@ -9,10 +9,10 @@ and the natural anomaly detector flags the images with the highest bpd. The dete
 measured by the AUROC of that score (``refgen.metrics.ranking.auroc``): the probability that
 an out-of-distribution (OOD) image scores above an in-distribution one, ties counted 1/2.
 
-Nalisnick et al. (2019, "Do deep generative models know what they don't know?", Fig. 1 and
+Nalisnick et al. (2019, "Do deep generative models know what they don't know?", ICLR,
 Sec. 3) found the opposite of what one hopes: flows, PixelCNN and VAEs trained on
 Fashion-MNIST give MNIST HIGHER likelihood than Fashion-MNIST's own test images, AUROC < 0.5
-with bpd as the score. The usual explanation (their Sec. 5; Ren et al. 2019, Sec. 3;
+with bpd as the score. The usual explanation (Nalisnick et al. 2019; Ren et al. 2019;
 Serra et al. 2020) is that the likelihood of an image is dominated by population-level
 statistics, here the many constant black background pixels MNIST has more of, not by what
 makes an image a garment. Trained on MNIST and shown Fashion-MNIST (the reverse direction),
@@ -21,18 +21,19 @@ the same models usually do detect the OOD set.
 Two remedies are measured, each against the plain bpd of the same model:
 
 * the typicality test (Nalisnick et al. 2019b, "Detecting out-of-distribution inputs to deep
-  generative models using typicality", Eq. 5 with batch size M = 1): a typical example's
-  bpd is close to the entropy rate the model assigns its training data, so the score is
+  generative models using typicality", arXiv:1906.02994, their test with batch size M = 1):
+  a typical example's bpd is close to the entropy rate the model assigns its training data,
+  so the score is
 
       s_typ(x) = | bpd(x) - mean_{x' in training set} bpd(x') |
 
   (two-sided: an image with MUCH higher likelihood than the training images is atypical too);
 
 * the likelihood ratio against a background model (Ren et al. 2019, "Likelihood ratios for
-  out-of-distribution detection", Eq. 5-6): a second model p_theta0 of the same family,
-  trained on the training images with a fraction mu of their pixels replaced by uniform
-  random grey levels (their Sec. 3.1), learns the background statistics but not the
-  semantics, and the ratio cancels the former:
+  out-of-distribution detection", NeurIPS, Sec. 3): a second model p_theta0 of the same
+  family, trained on the training images with a fraction mu of their pixels replaced by
+  uniform random grey levels (their Appendix A, Algorithm 1), learns the background
+  statistics but not the semantics, and the ratio cancels the former:
 
       LLR(x) = log p_theta(x) - log p_theta0(x),     s_LLR(x) = -LLR(x) / (D log 2)
              = bpd_theta(x) - bpd_theta0(x)
@@ -131,7 +132,8 @@ _SCORE_BATCH = 100
 
 # ---------------------------------------------------------------------------- the scores
 def typicality_score(bpd, train_mean_bpd):
-    """Nalisnick et al. (2019b), Eq. 5 with M = 1: s(x) = |bpd(x) - mean training bpd|.
+    """Nalisnick et al. (2019b), the typicality test with M = 1:
+    s(x) = |bpd(x) - mean training bpd|.
 
     :param bpd: (N,) bits/dim of the examples to score.
     :param train_mean_bpd: the mean bits/dim of (a sample of) the model's training images,
@@ -142,8 +144,8 @@ def typicality_score(bpd, train_mean_bpd):
 
 
 def likelihood_ratio_score(bpd_model, bpd_background):
-    """Ren et al. (2019), Eq. 5 in bits/dim: s(x) = -LLR(x)/(D log 2) = bpd_theta(x) -
-    bpd_theta0(x), larger = more anomalous.
+    """Ren et al. (2019), the log-likelihood ratio in bits/dim:
+    s(x) = -LLR(x)/(D log 2) = bpd_theta(x) - bpd_theta0(x), larger = more anomalous.
 
     :param bpd_model: (N,) bits/dim under the model p_theta.
     :param bpd_background: (N,) bits/dim of the same images under the background p_theta0.
@@ -156,8 +158,8 @@ def likelihood_ratio_score(bpd_model, bpd_background):
 
 
 def perturb(x, rate, levels, generator):
-    """Ren et al. (2019), Sec. 3.1: each pixel, independently with probability ``rate``
-    (their mu), replaced by a grey level drawn uniformly from {0, .., L-1}.
+    """Ren et al. (2019), Appendix A, Algorithm 1: each pixel, independently with probability
+    ``rate`` (their mu), replaced by a grey level drawn uniformly from {0, .., L-1}.
 
     :param x: (N, C, H, W) stored images k/(L-1) in [0, 1] (backend array).
     :param rate: mu in [0, 1].
