@@ -162,7 +162,7 @@ def test_tiny_run(tmp_path):
     assert main(["experiment", "caveat", "--budget", "tiny", "--out", str(out), "--quiet",
                  "--figures", str(tmp_path / "figures")]) == 0
     r = json.loads((out / "result.json").read_text())
-    a, b = r["diluted"], r["gan"]
+    a, (b,) = r["diluted"], r["gans"]
     assert a["bound_holds_every_example"] and a["bound_margin_min_nats"] >= 0
     assert 0 < a["bpd_lost_max"] <= a["bpd_lost_bound"] + 1e-12
     assert a["bpd_lost_bound"] == pytest.approx(math.log2(100) / 64, rel=1e-12)
