@@ -1,8 +1,8 @@
 """The caveat, measured: likelihood and sample quality answer different questions
 (Theis, van den Oord and Bethge 2016, "A note on the evaluation of generative models",
-sec. 3.2 and 3.3).
+sec. 3.2, samples and log-likelihood).
 
-(a) A good likelihood with bad samples (Theis et al. 2016, sec. 3.2). Mix a trained model
+(a) A good likelihood with poor samples (Theis et al. 2016, sec. 3.2). Mix a trained model
 p_theta with noise u:
 
     q(x) = w p_theta(x) + (1 - w) u(x),        w = 0.01.
@@ -13,8 +13,8 @@ Both terms are non-negative, so for EVERY x
 
 and q's negative log-likelihood exceeds p_theta's by at most log(1/w) = 4.6 nats per
 example: log(100)/D nats, or log2(100)/D bits, per dimension; 0.104 bits/dim on the 8x8
-digits (D = 64), 0.0085 on MNIST (D = 784). A model's log-likelihood grows with D (it is
-about 150 nats on digits), so the loss is small and shrinks with the dimension; yet 99 % of
+digits (D = 64), 0.0085 on MNIST (D = 784). A model's log-likelihood grows with D (the MADE
+here: about -94 nats per digit), so the loss is small and shrinks with the dimension; yet 99 % of
 q's samples are pure noise. ``NoiseMixture`` is q as a ``GenerativeModel``; its noise u is
 uniform in the convention of p_theta, so that the two likelihoods compare:
 
@@ -24,20 +24,24 @@ uniform in the convention of p_theta, so that the two likelihoods compare:
 * 2-D points: the uniform density on a box given by the caller (a density must be
   normalised on a known set; it is -inf outside the box).
 
-log q is a log-sum-exp of the two log-terms, so neither p_theta(x) ~ e^-150 nor u(x) = 17^-64
-underflows.
+log q is a log-sum-exp of the two log-terms, so neither p_theta(x) ~ e^-94 nor u(x) = 17^-64
+(e^-181) underflows, and the bound holds in floating point as well (``_logsumexp_rows``).
 
-(b) Good samples with a bad likelihood (Theis et al. 2016, sec. 3.3; the mode collapse of
+(b) Great samples with a poor likelihood (Theis et al. 2016, sec. 3.2; the mode collapse of
 GANs, Srivastava et al. 2017). A GAN on ``ring8`` (8 Gaussians on a circle of radius 2, std
 0.02, the standard setting of Srivastava et al. 2017) draws samples that lie on modes (a
 high share of "high quality" samples, within 3 std) while spreading them over few of the
 modes (counted strictly: modes with at least 20 of 2500 samples; and the KL divergence of
-the samples' histogram over the modes from the uniform weights). It has no likelihood; the density its samples imply, a
-kernel density estimate fitted on its samples (bandwidth chosen by the likelihood of more
+the samples' histogram over the modes from the uniform weights). Here the saturating
+minimax loss of Goodfellow et al. (2014) collapsed; the non-saturating loss of the same
+paper, trained alike, is measured beside it. A GAN has no likelihood; the density its
+samples imply, a kernel density estimate fitted on its samples (bandwidth chosen by the likelihood of more
 GAN samples, so the real data are never seen), gives the real test points a poor
 log-likelihood next to the same estimator fitted on real points and the truth's entropy.
-Precision and recall (Kynkaanniemi et al. 2019, k = 3) on the 2-D points say the same: high
-precision, low recall.
+(Theis et al. warn against such Parzen-window estimates as a measure of a model's
+likelihood; here it only measures how far the samples' spread is from the data's.)
+Precision and recall (Kynkaanniemi et al. 2019, k = 3) on the 2-D points are reported
+beside the mode counts.
 
 Numbers: nats per example on 2-D points; bits per dimension on images (the model's own
 convention, ``GenerativeModel.bpd_convention``; the mixture shares it).
@@ -318,6 +322,7 @@ def _sharp_but_narrow(ctx, s, variant):
         "kde_on_gan_samples_nll_median": float(xp.median(nll_gan)),
         "kde_on_gan_samples_bandwidth": kde_gan.choice["bandwidth"],
         "kde_on_real_nll": float(nll_real.mean()),
+        "kde_on_real_nll_stderr": float(nll_real.std(ddof=1)) / math.sqrt(nll_real.shape[0]),
         "kde_on_real_bandwidth": kde_real.choice["bandwidth"],
         "entropy": float(entropy), "nll_unit": "nats per point",
     }

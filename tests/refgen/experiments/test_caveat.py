@@ -171,7 +171,9 @@ def test_tiny_run(tmp_path):
     assert 0.0 <= b["high_quality_share"] <= 1.0 and b["modes"] == 8
     assert 0 <= b["modes_with_20"] <= b["modes_captured"] <= 8
     assert 0.0 <= b["precision"] <= 1.0 and 0.0 <= b["recall"] <= 1.0
-    # a KDE on real points is within a nat of the truth's entropy; cross-entropy >= entropy
-    assert b["entropy"] <= b["kde_on_real_nll"] + 0.05 < b["entropy"] + 1.0
+    # Gibbs: a KDE's cross-entropy on real test points is at least the truth's entropy, up
+    # to the Monte Carlo error of the test mean; and a KDE fitted on real points is close
+    assert b["kde_on_real_nll"] >= b["entropy"] - 4 * b["kde_on_real_nll_stderr"]
+    assert b["kde_on_real_nll"] < b["entropy"] + 1.0
     assert math.isfinite(b["kde_on_gan_samples_nll"])
     assert (tmp_path / "figures" / "caveat.png").exists()
