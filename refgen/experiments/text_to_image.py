@@ -9,6 +9,8 @@ A Transformer encoder reads the caption (``captions.encoder``); two image models
 (a) a DDPM whose U-Net cross-attends to the caption's word vectors, trained with caption
     dropout and sampled with classifier-free guidance, eps_guided = (1 + w) eps(x, c)
     - w eps(x, null) (Ho & Salimans 2022, Eq. 6) at w = 0, 1, 3 (``captions.diffusion``);
+    the two-digit model starts from the one-digit model's weights (the U-Net is
+    convolutional, with the column coordinate as an input channel, so they apply to 8x16);
 (b) an encoder-decoder Transformer that writes the 17 grey levels in raster order,
     p_theta(x | c) = prod_i p_theta(k_i | k_<i, c) (``captions.autoregressive``).
 
@@ -53,16 +55,17 @@ BUDGETS = {
     # classifier's 2000 steps (about a minute), sampling 4 x 200 images per canvas
     "default": {**_COMMON, "classifier_steps": 2000, "pairs": 6000,
                 "diffusion": {"minutes": {1: 4.0, 2: 4.0}, "batch_size": 32, "lr": 2e-3,
-                              "ema_decay": 0.99,
+                              "ema_decay": 0.99, "warm_start": True,
                               "config": {"model_channels": 16, "num_groups": 4,
                                          "d_model": 32}},
                 "autoregressive": {"minutes": {1: 1.5, 2: 1.5}, "batch_size": 32, "lr": 2e-3,
                                    "ema_decay": 0.99, "config": {"d_model": 32}},
                 "sample_steps": 25, "eval_per_canvas": 200, "grid_captions": 6,
-                "grid_samples": 6},
+                "grid_samples": 5},
     # seconds, for the test: tiny networks, a few steps, a few samples
     "tiny": {**_COMMON, "classifier_steps": 30, "pairs": 64,
              "diffusion": {"steps": 3, "batch_size": 16, "lr": 1e-3, "ema_decay": 0.9,
+                           "warm_start": True,
                            "config": {"model_channels": 8, "num_groups": 4, "d_model": 16,
                                       "nhead": 2, "cross_heads": 2, "encoder_layers": 1,
                                       "timesteps": 50}},
@@ -94,10 +97,10 @@ def make_canvases(x, digits, styles, k, n=None, generator=None):
             B.xp.stack([styles[left], styles[right]], axis=1))
 
 
-def eval_captions(k, n, generator):
+def eval_captions(k, n, generator, length=None):
     """n evaluation captions for k digits per canvas: the digits (k = 1: 0..9 in turn;
     k = 2: uniform pairs), random styles, templates in turn (each equally often).
-    Returns (tokens (n, S), digits (n,) or (n, 2), styles like digits, template (n,))."""
+    Returns (tokens (n, S), S = ``length`` or the longest caption, digits (n,) or (n, 2), styles like digits, template (n,))."""
     xp = B.xp
     if k == 1:
         digits = xp.arange(n, dtype=B.numpy.int64) % 10
@@ -108,7 +111,7 @@ def eval_captions(k, n, generator):
         styles = generator.integers(0, 2, (n, 2))
         J = len(T.PAIR_TEMPLATES)
     template = (xp.arange(n, dtype=B.numpy.int64) // (10 if k == 1 else 1)) % J
-    table = T.caption_table(digits, styles)                              # (n, J, S)
+    table = T.caption_table(digits, styles, length)                      # (n, J, S)
     return table[xp.arange(n), template], digits, styles, template
 
 
@@ -194,25 +197,36 @@ def run(ctx):
     test_styles = T.ink_styles(test.x, test.y, medians)
     results = {"chance": {}, "real_test": {}, "models": {}}
     grids = {}
+    # one caption length for both canvases, so that one set of weights reads both (the
+    # encoder's extra padding is invisible)
+    S = max(T.caption_length(1), T.caption_length(2))
+    single_diffusion = None
     for k in st["canvases"]:
         name = "single" if k == 1 else "pair"
         x, digits, styles = make_canvases(train.x, train.y, train_styles, k, st["pairs"], gen)
         x = x.astype(dtype)
-        table = T.caption_table(digits, styles)
+        table = T.caption_table(digits, styles, S)
         shape = tuple(int(s) for s in x.shape[1:])
-        S = table.shape[2]
         # the ceiling: the classifier on real test canvases against their own captions
         tx, tdig, _ = make_canvases(test.x, test.y, test_styles, k, 1000, gen)
         results["real_test"][name] = caption_accuracy(classifier, tx, tdig)[0]
         results["chance"][name] = 0.1 ** k
-        tokens, edigits, estyles, etemplate = eval_captions(k, st["eval_per_canvas"], gen)
+        tokens, edigits, estyles, etemplate = eval_captions(k, st["eval_per_canvas"], gen, S)
         texts = T.detokenize(tokens)
 
         diff = CaptionDiffusion(diffusion_config(shape, S, sample_steps=st["sample_steps"],
                                                  seed=ctx.seed, **st["diffusion"]["config"]),
                                 table)
         dspec = dict(st["diffusion"], minutes=st["diffusion"].get("minutes", {}).get(k))
+        if k == 2 and dspec.get("warm_start") and single_diffusion is not None:
+            # the U-Net is convolutional and the coordinate channel is in units of the
+            # height, so the one-digit model's weights apply to 8x16 as they are: start
+            # there, and the two-digit run has only composition left to learn
+            diff.model.load_state_dict(single_diffusion.model.state_dict())
+            ctx.log("diffusion-pair: starting from the single-digit model's weights")
         dtrain = _train(ctx, diff, x, f"diffusion-{name}", dspec)
+        if k == 1:
+            single_diffusion = diff
         ar = CaptionPixelTransformer(autoregressive_config(shape, st["levels"], S, seed=ctx.seed,
                                                            **st["autoregressive"]["config"]),
                                      table)
@@ -245,7 +259,7 @@ def run(ctx):
         seconds = round(time.time() - t0, 1)
         acc, per_digit = caption_accuracy(classifier, samples, edigits)
         with autodiff.no_grad():
-            test_nll = _ar_test_nll(ar, tx.astype(dtype), tdig, k)
+            test_nll = _ar_test_nll(ar, tx.astype(dtype), tdig, k, S)
         rows["autoregressive"] = {
             "accuracy": acc, "per_digit_accuracy": per_digit,
             "style_agreement": style_agreement(samples, edigits, estyles, etemplate, medians, k),
@@ -266,12 +280,12 @@ def run(ctx):
     return results
 
 
-def _ar_test_nll(ar, tx, tdig, k, n=200):
+def _ar_test_nll(ar, tx, tdig, k, length, n=200):
     """The autoregressive model's -log2 p_theta(x | c) / D on test canvases with their own
     captions (first template), in bits per dimension on the 17-level grid."""
     tx, tdig = tx[:n], tdig[:n]
     styles = B.xp.zeros_like(tdig)          # the first templates do not name the style
-    tokens = T.caption_table(tdig, styles)[:, 0]
+    tokens = T.caption_table(tdig, styles, length)[:, 0]
     lp = ar.log_prob(autodiff.Tensor(tx), tokens)
     return float(-lp.mean().item() / (ar.num_pixels * math.log(2)))
 

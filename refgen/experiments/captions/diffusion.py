@@ -59,6 +59,10 @@ class CaptionUNet(UNet):
     :param context_dim: D_c, the width of the context vectors
     :param cross_heads: heads of each cross-attention (every level's channels divisible)
     :param pooled_context: add Linear(mean of the context) to the time embedding
+    :param coord_channel: append the column coordinate j / H as one more input channel
+        (CoordConv, Liu et al. 2018), so that "left of" has a place to attach to; measured
+        in units of the height, a two-digit canvas's left half reads as a one-digit canvas
+        and the same weights serve both
     :param unet_kwargs: the ``UNet`` options (no class labels: ``num_classes`` stays None)
 
     Parameters beyond the UNet's: ``input_cross.i``, ``middle_cross``, ``output_cross.i``
@@ -68,11 +72,16 @@ class CaptionUNet(UNet):
     None) -> (N, out_channels, H, W).
     """
 
-    def __init__(self, context_dim, cross_heads=1, pooled_context=True, generator=None,
-                 **unet_kwargs):
+    def __init__(self, context_dim, cross_heads=1, pooled_context=True, coord_channel=False,
+                 generator=None, **unet_kwargs):
         if unet_kwargs.get("num_classes") is not None:
             raise ValueError("CaptionUNet: the condition is a caption (context), not a class "
                              f"label; got num_classes={unet_kwargs['num_classes']}")
+        self.coord_channel = bool(coord_channel)
+        if self.coord_channel:
+            channels = unet_kwargs.get("in_channels", 3)
+            unet_kwargs = dict(unet_kwargs, in_channels=channels + 1,
+                               out_channels=unet_kwargs.get("out_channels") or channels)
         super().__init__(generator=generator, **unet_kwargs)
         self.context_dim = int(context_dim)
         self.pooled_context = bool(pooled_context)
@@ -86,7 +95,20 @@ class CaptionUNet(UNet):
         if self.pooled_context:
             self.context_embed = nn.Linear(context_dim, self.time_embed_dim, generator=generator)
 
+    def _with_coordinates(self, x):
+        """x (N, C, H, W) -> (N, C + 1, H, W), the last channel j / H at column j."""
+        n, _, h, w = x.shape
+        cols = B.xp.arange(w, dtype=x.dtype) / h
+        coord = B.xp.broadcast_to(cols, (n, 1, h, w))
+        return autodiff.cat([x, autodiff.Tensor(coord)], dim=1)
+
     def forward(self, x, t, context, context_padding_mask=None):
+        if self.coord_channel:
+            if not isinstance(x, autodiff.Tensor) or x.ndim != 4:
+                raise ValueError(f"CaptionUNet: x must be a Tensor (N, "
+                                 f"{self.in_channels - 1}, H, W), got "
+                                 f"{getattr(x, 'shape', type(x).__name__)}")
+            x = self._with_coordinates(x)
         self._check_x(x)
         n = x.shape[0]
         if not isinstance(context, autodiff.Tensor) or context.ndim != 3 or \
@@ -127,7 +149,8 @@ class TextToImageDenoiser(nn.Module):
                                       config["d_model"], config["nhead"],
                                       config["encoder_layers"], generator=generator)
         self.unet = CaptionUNet(config["d_model"], config["cross_heads"],
-                                config["pooled_context"], generator=generator,
+                                config["pooled_context"], config.get("coord_channel", False),
+                                generator=generator,
                                 in_channels=c, model_channels=config["model_channels"],
                                 channel_mult=tuple(config["channel_mult"]),
                                 num_res_blocks=config["num_res_blocks"],
@@ -141,13 +164,14 @@ class TextToImageDenoiser(nn.Module):
 def diffusion_config(image_shape, caption_length, **overrides):
     """The default configuration for canvases of ``image_shape`` (C, H, W): a 32-channel
     U-Net with levels (1, 2), one ResBlock per level (as the ``ddpm`` family's digits
-    model), a 2-layer 64-wide caption encoder, T = 1000 with the cosine schedule
-    (Nichol & Dhariwal 2021), p_uncond = 0.1."""
+    model), a 2-layer 64-wide caption encoder, the column coordinate as an input channel,
+    T = 1000 with the cosine schedule (Nichol & Dhariwal 2021), p_uncond = 0.1."""
     config = {"image_shape": [int(s) for s in image_shape],
               "caption_length": int(caption_length), "vocab_size": len(VOCAB),
               "d_model": 64, "nhead": 4, "encoder_layers": 2, "model_channels": 32,
               "channel_mult": [1, 2], "num_res_blocks": 1, "num_groups": 8,
-              "cross_heads": 4, "pooled_context": True, "timesteps": 1000,
+              "cross_heads": 4, "pooled_context": True, "coord_channel": True,
+              "timesteps": 1000,
               "beta_schedule": "cosine", "p_uncond": 0.1, "sample_steps": 50, "seed": 0}
     unknown = sorted(set(overrides) - set(config))
     if unknown:

@@ -19,10 +19,12 @@ from refgen.metrics.pretrained import load_pretrained
 
 
 def test_tiny_run(tmp_path):
+    lines = []
     ctx = ExperimentContext(name="text-to-image", out=str(tmp_path / "out"), budget="tiny",
                             settings=BUDGETS["tiny"], seed=0, figures=str(tmp_path / "figs"),
-                            progress=None)
+                            progress=lines.append)
     result = run(ctx)
+    assert any("starting from the single-digit model's weights" in line for line in lines)
     assert result["chance"] == pytest.approx({"single": 0.1, "pair": 0.01})
     steps = BUDGETS["tiny"]["sample_steps"]
     for name in ("single", "pair"):

@@ -168,3 +168,19 @@ def test_bad_context_is_named():
         unet(x, t, autodiff.randn(3, 4, 5), mask)
     with pytest.raises(ValueError, match="not a class label"):
         CaptionUNet(6, num_classes=10, in_channels=1, model_channels=8, num_groups=4)
+
+
+def test_coordinate_channel_is_the_column_in_units_of_the_height():
+    """j / H at column j: the left half of a two-digit canvas carries the coordinates of a
+    one-digit canvas, so one set of weights reads both."""
+    unet = CaptionUNet(6, 2, coord_channel=True, in_channels=1, model_channels=8,
+                       num_groups=4, generator=autodiff.Generator(0))
+    assert unet.input_blocks[0][0].in_channels == 2 and unet.out_channels == 1
+    pair = unet._with_coordinates(autodiff.zeros(2, 1, 8, 16)).numpy()
+    single = unet._with_coordinates(autodiff.zeros(2, 1, 8, 8)).numpy()
+    np.testing.assert_array_equal(pair[:, 1, :, :8], single[:, 1])
+    np.testing.assert_array_equal(pair[0, 1, 3], np.arange(16) / 8)
+    x, t, context, mask = inputs()
+    assert unet(x, t, context, mask).shape == x.shape
+    with pytest.raises(ValueError, match=r"x must be a Tensor \(N, 1, H, W\)"):
+        unet(autodiff.zeros(8, 8), t, context, mask)
