@@ -100,7 +100,8 @@ def make_canvases(x, digits, styles, k, n=None, generator=None):
 def eval_captions(k, n, generator, length=None):
     """n evaluation captions for k digits per canvas: the digits (k = 1: 0..9 in turn;
     k = 2: uniform pairs), random styles, templates in turn (each equally often).
-    Returns (tokens (n, S), S = ``length`` or the longest caption, digits (n,) or (n, 2), styles like digits, template (n,))."""
+    Returns (tokens (n, S) with S = ``length`` or the longest caption, digits (n,) or
+    (n, 2), styles like digits, template (n,))."""
     xp = B.xp
     if k == 1:
         digits = xp.arange(n, dtype=B.numpy.int64) % 10
@@ -163,7 +164,8 @@ def _train(ctx, trainable, x, tag, spec):
     done = os.path.join(run_dir, "done.json")
     if not (os.path.exists(done) and os.path.exists(checkpoint)) or ctx.retrain:
         options = {"steps": spec.get("steps", 10 ** 6), "minutes": spec.get("minutes"),
-                   "batch_size": spec["batch_size"], "lr": spec["lr"], "ema_decay": spec["ema_decay"],
+                   "batch_size": spec["batch_size"], "lr": spec["lr"],
+                   "ema_decay": spec["ema_decay"],
                    "grad_clip": 1.0, "log_every": 50, "checkpoint_every": 500,
                    "seed": ctx.seed, "out_dir": run_dir}
         data = ArrayDataset(x, B.xp.arange(x.shape[0], dtype=B.numpy.int64), name=tag)
