@@ -128,7 +128,10 @@ def _measure_data(ctx, data, spec, test, steps):
                          fit_seconds=fit_seconds, smoothing=model.choice))
     for name in spec["models"]:
         settings = SETTINGS.get((name, "image" if image else "points"))
-        # trained in the dtype in force (float32 from the command, float64 in the tests)
+        # trained in the dtype in force (float32 from the command, float64 in the tests);
+        # the global generator, which initialises the weights when the model is built, is
+        # seeded first, so that a model does not depend on what ran before it
+        autodiff.manual_seed(ctx.seed)
         model = ctx.train(name, data, minutes=spec["minutes"], steps=steps, settings=settings,
                           dtype=str(autodiff.get_default_dtype()))
         rows.append(_row(ctx, model, test, base, name, "learned", settings=settings or {},
