@@ -166,6 +166,11 @@ def per_class_accuracy(pred, y, num_classes):
     return out
 
 
+def _suffix(ctx):
+    """Figure names: the default budget's plain, another budget's with its name."""
+    return "" if ctx.budget == "default" else f"_{ctx.budget}"
+
+
 def _mean_std(values):
     v = [float(a) for a in values]
     return {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
@@ -195,7 +200,7 @@ def _figure(ctx, summary, guidance, rare_class, data):
     axes[1].legend(fontsize=8)
     fig.suptitle(f"{data}: one class rare, classifier-free guided DDPM samples added",
                  fontsize=10)
-    path = plotting.save_figure(fig, ctx.figure_path("rare_class_accuracy.png"))
+    path = plotting.save_figure(fig, ctx.figure_path(f"rare_class_accuracy{_suffix(ctx)}.png"))
     return ctx.publish(path)
 
 
@@ -203,7 +208,7 @@ def _sample_grid(ctx, samples, guidance):
     from .. import plotting
     n = min(10, min(s.shape[0] for s in samples.values()))
     rows = B.xp.concatenate([samples[w][:n] for w in guidance])
-    path = plotting.save_image_grid(autodiff.Tensor(rows), ctx.figure_path("rare_class_samples.png"),
+    path = plotting.save_image_grid(autodiff.Tensor(rows), ctx.figure_path(f"rare_class_samples{_suffix(ctx)}.png"),
                                     nrow=n, title="guided samples of the rare class, one row "
                                                   "per w = " + ", ".join(f"{w:g}" for w in guidance))
     return ctx.publish(path)

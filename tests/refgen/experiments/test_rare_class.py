@@ -91,7 +91,7 @@ def test_tiny_run_trains_only_on_the_imbalanced_set(tiny):
             assert all(abs(a * denominator - round(a * denominator)) < 1e-9
                        for a in row[key]["runs"])
     assert json.load(open(out / "result.json"))["accuracy"] == r["accuracy"]
-    for name in ("rare_class_accuracy.png", "rare_class_samples.png"):
+    for name in ("rare_class_accuracy_tiny.png", "rare_class_samples_tiny.png"):
         assert os.path.getsize(out / "figures" / name) > 0
 
 
