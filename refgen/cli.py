@@ -448,6 +448,8 @@ def cmd_experiment(args):
                             settings=dict(module.BUDGETS[args.budget]), seed=args.seed,
                             figures=args.figures, data_dir=args.data_dir,
                             retrain=args.retrain, progress=None if args.quiet else print)
+    if not args.quiet:   # what the experiment shows, before its progress lines
+        print(textwrap.fill(" ".join(module.DESCRIPTION.split()), 88))
     numbers = module.run(ctx)
     record = ctx.write_result(numbers or {})
     print(f"{args.name}: result in {os.path.join(out, 'result.json')} "
