@@ -60,10 +60,10 @@ DESCRIPTION = (
     "The caveat of Theis et al. (2016), measured both ways. (a) q = 0.01 p + 0.99 noise, with "
     "p a MADE trained on the 8x8 digits: log q(x) >= log p(x) - log 100 for every test image, "
     "so q loses at most log2(100)/64 = 0.104 bits/dim, while 99 % of its samples are noise "
-    "(FID, precision and recall on the digits classifier's features). (b) A GAN on ring8: "
-    "samples on the modes (high-quality share) but few modes covered well, and the density its "
-    "samples imply (a KDE on them) gives real test points a poor likelihood. One figure with "
-    "both cases side by side.")
+    "(FID, precision and recall on the digits classifier's features). (b) GANs on ring8 (the "
+    "minimax and the non-saturating loss, three seeds each): samples on the modes (high-quality "
+    "share) while modes are missed, and the density their samples imply (a KDE on them) gives "
+    "real test points a poor likelihood. One figure with both cases side by side.")
 
 # The GANs of part (b): the saturating minimax loss of Goodfellow et al. (2014) and the
 # non-saturating loss of the same paper (Adam 1e-3, 6000 steps), each from several seeds:
@@ -352,7 +352,7 @@ def _figure(ctx, diluted, gans, pictures, points):
     from ..plotting import image_grid, save_figure
     from matplotlib.patches import Rectangle
     xs_p, xs_q, from_model = pictures
-    fig, axes = plt.subplots(1, 2 + len(gans), figsize=(4.5 * (2 + len(gans)), 4.8))
+    fig, axes = plt.subplots(1, 2 + len(gans), figsize=(4.8 * (2 + len(gans)), 5.0))
     d = diluted
     n_show = min(64, xs_p.shape[0])
     value_range = tuple(d["value_range"])
@@ -385,12 +385,13 @@ def _figure(ctx, diluted, gans, pictures, points):
             ax.plot([mx + 3 * sigma * math.cos(t) for t in theta],
                     [my + 3 * sigma * math.sin(t) for t in theta], color="k", lw=0.6)
         ax.set_aspect("equal")
-        ax.set_title(f"GAN ({c['gan']} loss, seed {c['seed']}) on {c['data']}: {c['modes_captured']}/"
-                     f"{c['modes']} modes ({c['modes_with_20']} with >= 20),\n"
-                     f"{100 * c['high_quality_share']:.0f} % high quality, precision "
-                     f"{c['precision']:.2f}, recall {c['recall']:.2f};\ntest NLL of a KDE on "
-                     f"its samples {c['kde_on_gan_samples_nll']:.2f} nats (on real points "
-                     f"{c['kde_on_real_nll']:.2f};\nentropy {c['entropy']:.2f})", fontsize=8)
+        ax.set_title(f"GAN, {c['gan']} loss (seed {c['seed']}) on {c['data']}:\n"
+                     f"{c['modes_captured']}/{c['modes']} modes ({c['modes_with_20']} with >= "
+                     f"20), {100 * c['high_quality_share']:.0f} % high quality\n"
+                     f"precision {c['precision']:.2f}, recall {c['recall']:.2f}\n"
+                     f"test NLL of a KDE on its samples {c['kde_on_gan_samples_nll']:.4g} nats"
+                     f"\n(KDE on real points {c['kde_on_real_nll']:.2f}; entropy "
+                     f"{c['entropy']:.2f})", fontsize=8)
     fig.suptitle("Likelihood and sample quality disagree (Theis et al. 2016): a good "
                  "likelihood with noise samples (left), sharp samples with a bad likelihood "
                  "(right)", fontsize=10)
