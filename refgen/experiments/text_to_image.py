@@ -162,7 +162,12 @@ def _train(ctx, trainable, x, tag, spec):
     run_dir = ctx.path("models", tag, "")
     checkpoint = os.path.join(run_dir, "checkpoint.npz")
     done = os.path.join(run_dir, "done.json")
-    if not (os.path.exists(done) and os.path.exists(checkpoint)) or ctx.retrain:
+    if ctx.retrain:
+        # fit never overwrites a checkpoint: a retrain starts from an empty run folder
+        for stale in (checkpoint, done, os.path.join(run_dir, "log.jsonl")):
+            if os.path.exists(stale):
+                os.remove(stale)
+    if not (os.path.exists(done) and os.path.exists(checkpoint)):
         options = {"steps": spec.get("steps", 10 ** 6), "minutes": spec.get("minutes"),
                    "batch_size": spec["batch_size"], "lr": spec["lr"],
                    "ema_decay": spec["ema_decay"],
@@ -172,7 +177,7 @@ def _train(ctx, trainable, x, tag, spec):
         budget = f"{spec['minutes']} min" if spec.get("minutes") else f"{spec['steps']} steps"
         ctx.log(f"{tag}: training ({budget})")
         result = fit(trainable, data, TrainConfig.from_dict(options),
-                     resume=os.path.exists(checkpoint) and not ctx.retrain, progress=False)
+                     resume=os.path.exists(checkpoint), progress=False)
         with atomic_open(done, "w", encoding="utf-8") as f:
             json.dump({"steps": int(result.step), "train_seconds": round(result.elapsed, 1)}, f)
     ckpt = load_checkpoint(checkpoint)
