@@ -61,6 +61,7 @@ class ExperimentContext:
     retrain: bool = False
     progress: object = print
     started: float = field(default_factory=time.time)
+    _retrained: set = field(default_factory=set, repr=False)   # run folders redone this run
 
     def log(self, text):
         if self.progress:
@@ -107,9 +108,15 @@ class ExperimentContext:
         run_dir = self.path("models", tag, "")
         done = os.path.join(run_dir, "done.json")
         checkpoint = os.path.join(run_dir, "checkpoint.npz")
-        if os.path.exists(done) and os.path.exists(checkpoint) and not self.retrain:
+        fresh = self.retrain and run_dir not in self._retrained
+        if os.path.exists(done) and os.path.exists(checkpoint) and not fresh:
             self.log(f"{tag}: trained before, loading {checkpoint}")
             return load(checkpoint)
+        if fresh:   # --retrain: this run's models start over (once each, not per call)
+            import shutil
+            shutil.rmtree(run_dir, ignore_errors=True)
+            os.makedirs(run_dir, exist_ok=True)
+            self._retrained.add(run_dir)
         given_data = train_data
         opts = dict(options or {})
         if steps is not None:
@@ -124,7 +131,7 @@ class ExperimentContext:
                 raise ValueError(f"train_data examples have shape {tuple(given_data.x.shape[1:])}"
                                  f", but {data!r} has {tuple(train_data.x.shape[1:])}")
             train_data = given_data
-        resume = os.path.exists(checkpoint) and not self.retrain
+        resume = os.path.exists(checkpoint)
         budget = f"{minutes} min" if minutes is not None else f"{config.steps} steps"
         self.log(f"{tag}: training {model} on {data} ({budget})"
                  + (", resuming" if resume else ""))

@@ -1,0 +1,34 @@
+"""``ExperimentContext.train``: a finished model is loaded, not retrained; ``retrain``
+starts each model over once per run (a folder with a checkpoint must not make it fail)."""
+import json
+
+from refgen.experiments.common import ExperimentContext
+
+
+def _context(out, retrain=False):
+    lines = []
+    ctx = ExperimentContext(name="t", out=str(out), budget="tiny", settings={},
+                            retrain=retrain, progress=lines.append)
+    return ctx, lines
+
+
+def _steps(out):
+    with open(out / "models" / "made-ring8" / "done.json") as f:
+        return json.load(f)["steps"]
+
+
+def test_trained_once_then_loaded_and_retrain_starts_over(tmp_path):
+    ctx, lines = _context(tmp_path)
+    ctx.train("made", "ring8", tag="made-ring8", steps=2)
+    assert _steps(tmp_path) == 2 and any("training made" in line for line in lines)
+
+    ctx, lines = _context(tmp_path)                       # a second run: loads
+    ctx.train("made", "ring8", tag="made-ring8", steps=3)
+    assert any("trained before" in line for line in lines) and _steps(tmp_path) == 2
+
+    ctx, lines = _context(tmp_path, retrain=True)         # --retrain: trains again
+    ctx.train("made", "ring8", tag="made-ring8", steps=3)
+    assert any("training made" in line for line in lines) and _steps(tmp_path) == 3
+    lines.clear()
+    ctx.train("made", "ring8", tag="made-ring8", steps=3)  # same run: not a second time
+    assert any("trained before" in line for line in lines)
