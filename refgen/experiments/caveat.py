@@ -394,5 +394,5 @@ def _figure(ctx, diluted, gans, pictures, points):
                      f"{c['entropy']:.2f})", fontsize=8)
     fig.suptitle("Likelihood and sample quality disagree (Theis et al. 2016): a good "
                  "likelihood with noise samples (left), sharp samples with a bad likelihood "
-                 "(right)", fontsize=10)
+                 "(right)", fontsize=10, y=1.1)
     return save_figure(fig, ctx.figure_path("caveat.png"))
