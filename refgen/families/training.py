@@ -11,6 +11,8 @@ could not know its end); intervals are clipped to the run's length. Then ``fit``
 """
 import sys
 
+import autodiff
+
 from ..data import load_dataset
 from ..train import TrainConfig, fit
 from . import get_family
@@ -70,6 +72,10 @@ def prepare_run(name, data, out_dir, *, settings=None, options=None, minutes=Non
             train_options["lr_schedule"] = "cosine"
     train_config = TrainConfig(**train_options)
 
+    # The initial weights come from the global generator: seed it with the run's seed, so
+    # that a run's model does not depend on what ran before it in the same process (the zoo
+    # and the experiments train several models in one process).
+    autodiff.manual_seed(train_config.seed)
     trainable = family.build(config, info)
     if not getattr(trainable, "family", None):
         trainable.family = name

@@ -32,3 +32,24 @@ def test_trained_once_then_loaded_and_retrain_starts_over(tmp_path):
     lines.clear()
     ctx.train("made", "ring8", tag="made-ring8", steps=3)  # same run: not a second time
     assert any("trained before" in line for line in lines)
+
+
+def test_initial_weights_do_not_depend_on_what_ran_before(tmp_path):
+    """Two builds of the same run give the same initial weights, whatever drew from the
+    global generator in between (the zoo and the experiments train many models in one
+    process)."""
+    import autodiff
+    from refgen.families.training import prepare_run
+
+    def first_weights(out):
+        _, trainable, *_ = prepare_run("made", "ring8", out, options={"seed": 3},
+                                       eval_split="none")
+        modules = trainable.modules()
+        modules = modules.values() if isinstance(modules, dict) else modules
+        return [autodiff.backend.to_numpy(p.data).copy()
+                for module in modules for p in module.parameters()]
+
+    a = first_weights(tmp_path / "a")
+    autodiff.randn(1000)                   # something else draws from the global generator
+    b = first_weights(tmp_path / "b")
+    assert len(a) == len(b) > 0 and all((x == y).all() for x, y in zip(a, b))
