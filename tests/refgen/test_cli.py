@@ -27,7 +27,7 @@ def test_help_shows_an_example(command, capsys):
 def test_every_subcommand_has_help():
     parser = build_parser()
     top = next(a for a in parser._actions if getattr(a, "choices", None))
-    assert set(top.choices) == {"train", "sample", "eval", "data", "zoo"}
+    assert set(top.choices) == {"train", "sample", "eval", "data", "zoo", "experiment"}
 
 
 def _error_line(capsys):
