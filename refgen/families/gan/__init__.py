@@ -4,8 +4,9 @@ penalty, PacGAN packing against mode collapse and the conditional (projection) G
 options. The mathematics is in ``model.py``; the ``wgan-gp`` family in ``wgan_gp.py``.
 
     refgen train gan --data ring8 --minutes 2 --set pack=4
-    refgen train gan --data grid25 --steps 20000 --minutes 10 --lr-schedule cosine \
-        --set r1_weight=0.1 --set g_ema=0.999   # 25/25 modes, ~93 % high quality (QUALITY.md)
+    # R1 + generator average + decaying rate: 25/25 modes, ~93 % high quality (QUALITY.md)
+    refgen train gan --data grid25 --steps 20000 --minutes 10 --lr-schedule cosine
+        --set r1_weight=0.1 --set g_ema=0.999
     refgen train gan --data digits --set loss=hinge --set spectral_norm=true --set d_norm=none
     refgen train gan --data digits --set conditional=true
     refgen sample --checkpoint runs/gan-digits/checkpoint.npz --label 3 --out threes.png
