@@ -26,7 +26,8 @@ here) labels as r.
 """
 import math
 
-# host-side: index bookkeeping for the subsets and the summary statistics (small arrays)
+# host-side: index bookkeeping for the subsets and the summary statistics (small arrays);
+# indices reach the device once through B.to_backend, predictions come back through B.to_numpy
 import numpy as np
 
 import autodiff
