@@ -25,7 +25,7 @@ import autodiff.functional as F
 from autodiff import backend as B
 
 from ...backbones.transformer import TransformerEncoderDecoder, _sample_next
-from .text import VOCAB, PAD
+from .text import VOCAB, PAD, with_overrides
 
 __all__ = ["CaptionPixelTransformer", "autoregressive_config"]
 
@@ -36,12 +36,7 @@ def autoregressive_config(image_shape, levels, caption_length, **overrides):
               "caption_length": int(caption_length), "vocab_size": len(VOCAB),
               "d_model": 64, "nhead": 4, "num_encoder_layers": 2, "num_decoder_layers": 2,
               "seed": 0}
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(f"autoregressive_config: unknown option(s) {unknown}; known: "
-                         f"{', '.join(config)}")
-    config.update(overrides)
-    return config
+    return with_overrides(config, overrides, "autoregressive_config")
 
 
 class CaptionPixelTransformer:

@@ -35,7 +35,7 @@ from ...conditioning import CrossAttention, classifier_free_guidance
 from ...families.diffusion import samplers as S
 from ...families.diffusion.schedules import NoiseSchedule, space_timesteps
 from .encoder import CaptionEncoder
-from .text import VOCAB, drop_captions, null_tokens
+from .text import VOCAB, drop_captions, null_tokens, with_overrides
 
 __all__ = ["CaptionUNet", "TextToImageDenoiser", "CaptionDiffusion", "diffusion_config"]
 
@@ -173,12 +173,7 @@ def diffusion_config(image_shape, caption_length, **overrides):
               "cross_heads": 4, "pooled_context": True, "coord_channel": True,
               "timesteps": 1000,
               "beta_schedule": "cosine", "p_uncond": 0.1, "sample_steps": 50, "seed": 0}
-    unknown = sorted(set(overrides) - set(config))
-    if unknown:
-        raise ValueError(f"diffusion_config: unknown option(s) {unknown}; known: "
-                         f"{', '.join(config)}")
-    config.update(overrides)
-    return config
+    return with_overrides(config, overrides, "diffusion_config")
 
 
 class CaptionDiffusion:

@@ -27,7 +27,7 @@ The strings are built on the host (Python text); the token arrays are moved to t
 import autodiff
 from autodiff import backend as B
 
-__all__ = ["WORDS", "NUMERALS", "SPECIALS", "PAD", "NULL", "VOCAB", "TOKEN_ID",
+__all__ = ["with_overrides", "WORDS", "NUMERALS", "SPECIALS", "PAD", "NULL", "VOCAB", "TOKEN_ID",
            "SINGLE_TEMPLATES", "PAIR_TEMPLATES", "STYLES", "single_caption", "pair_caption",
            "tokenize", "detokenize", "caption_length", "null_tokens", "drop_captions",
            "caption_table", "ink_mass", "ink_styles", "class_ink_medians"]
@@ -229,3 +229,14 @@ def caption_table(digits, styles, length=None):
                  for j in range(len(PAIR_TEMPLATES))]
         J = len(PAIR_TEMPLATES)
     return tokenize(texts, length).reshape(digits.shape[0], J, length)
+
+
+def with_overrides(defaults, overrides, where):
+    """``defaults`` updated by ``overrides``; an override that names no default is an error
+    that lists the known options (a misspelt option must not be ignored silently)."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"{where}: unknown option(s) {unknown}; known: {', '.join(defaults)}")
+    config = dict(defaults)
+    config.update(overrides)
+    return config

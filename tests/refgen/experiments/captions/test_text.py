@@ -120,3 +120,19 @@ def test_styles_split_each_class_at_its_median():
     thin = styles == 0
     assert (T.ink_styles(data.x[thin] * 2.0, data.y[thin], medians) == 1).mean() > 0.95
     assert (T.ink_styles(data.x[~thin] * 0.5, data.y[~thin], medians) == 0).mean() > 0.95
+
+
+def test_with_overrides_refuses_unknown_options_and_keeps_the_defaults():
+    import pytest
+    from refgen.experiments.captions import autoregressive_config, diffusion_config
+    from refgen.experiments.captions.text import with_overrides
+    defaults = {"a": 1, "b": 2}
+    assert with_overrides(defaults, {"b": 3}, "f") == {"a": 1, "b": 3}
+    assert defaults == {"a": 1, "b": 2}
+    with pytest.raises(ValueError, match=r"f: unknown option\(s\) \['c'\]; known: a, b"):
+        with_overrides(defaults, {"c": 0}, "f")
+    with pytest.raises(ValueError, match="diffusion_config: unknown option"):
+        diffusion_config((1, 8, 8), 6, nope=1)
+    with pytest.raises(ValueError, match="autoregressive_config: unknown option"):
+        autoregressive_config((1, 8, 8), 17, 6, nope=1)
+    assert diffusion_config((1, 8, 8), 6, seed=5)["seed"] == 5
