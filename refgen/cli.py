@@ -516,6 +516,14 @@ def _sub(subparsers, name, help, description, example, func):
     return p
 
 
+def _many_runs_options(p, figures, retrain):
+    """The options of the commands that train several models (zoo, experiment)."""
+    p.add_argument("--figures", help=f"also copy {figures} into this folder")
+    p.add_argument("--retrain", action="store_true", help=f"retrain models {retrain} before")
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
 def _device_option(p):
     p.add_argument("--device", default="cpu", choices=DEVICES,
                    help="cpu (NumPy, the default) or gpu (CuPy on an NVIDIA GPU)")
@@ -693,10 +701,7 @@ def build_parser():
                                                  "space separated, 'baseline' for the two "
                                                  "baselines (default: all)")
     p.add_argument("--out", help="zoo directory (default: runs/zoo-BUDGET)")
-    p.add_argument("--figures", help="also copy the table and figures into this folder")
-    p.add_argument("--retrain", action="store_true", help="retrain models measured before")
-    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _many_runs_options(p, figures="the table and figures", retrain="measured")
     _data_dir_option(p)
     _device_option(p)
 
@@ -718,10 +723,7 @@ def build_parser():
                    help="default (fits 2 CPU cores) or tiny (seconds); some experiments have "
                         "more (see the experiment's module)")
     p.add_argument("--out", help="experiment folder (default: runs/experiment-NAME-BUDGET)")
-    p.add_argument("--figures", help="also copy the figures into this folder")
-    p.add_argument("--retrain", action="store_true", help="retrain models trained before")
-    p.add_argument("--seed", type=int, default=0, help="seed of every run (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _many_runs_options(p, figures="the figures", retrain="trained")
     _data_dir_option(p)
     _device_option(p)
 
