@@ -589,9 +589,10 @@ def build_parser():
                    help="override one entry of the model's config (JSON value), repeatable")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the family's)")
     p.add_argument("--lr", type=float, help="learning rate (default: the family's)")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"),
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "cosine_time"),
                    help="learning-rate schedule (default: the family's); cosine decays to 0 "
-                        "over --steps, also under --minutes when --steps is given")
+                        "over --steps, also under --minutes when --steps is given; "
+                        "cosine_time decays to 0 over the --minutes budget")
     p.add_argument("--ema-decay", type=float,
                    help="decay of the exponential moving average of the parameters that "
                         "sampling and evaluation use (default: the family's)")

@@ -54,10 +54,11 @@ def prepare_run(name, data, out_dir, *, settings=None, options=None, minutes=Non
         train_options["minutes"] = minutes
         if given.get("steps") is None:
             train_options["steps"] = 10 ** 9
-            if train_options.get("lr_schedule", "constant") != "constant":
+            if train_options.get("lr_schedule", "constant") not in ("constant", "cosine_time"):
                 note(f"a time budget without a step count: constant learning rate instead of "
                      f"the family's {train_options['lr_schedule']!r} schedule (give a step "
-                     "count to keep it)")
+                     "count to keep it, or --lr-schedule cosine_time to decay over the "
+                     "budget)")
                 train_options["lr_schedule"] = "constant"
                 train_options.pop("warmup_steps", None)
     train_options["out_dir"] = str(out_dir)

@@ -105,7 +105,7 @@ def config_differences(ckpt, family, config, train_config):
     new = {k: v for k, v in _normalise(train_config).items() if k not in RESUMABLE_CHANGES}
     schedules = {o.get("lr_schedule", c.get("lr_schedule"))
                  for c in (old, new) for o in [c] + list(c.get("players", {}).values())}
-    if schedules <= {"constant"}:
+    if schedules <= {"constant", "cosine_time"}:
         old.pop("steps", None)
         new.pop("steps", None)
     _diff(old, new, "train_config.", out)

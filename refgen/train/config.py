@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 __all__ = ["TrainConfig", "OPTIMIZERS", "LR_SCHEDULES", "PLAYER_OPTIONS", "RESUMABLE_CHANGES"]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine", "cosine_time")
 # The options a player may override; everything else is shared by the whole run.
 PLAYER_OPTIONS = ("optimizer", "lr", "betas", "eps", "momentum", "weight_decay", "grad_clip",
                   "lr_schedule", "warmup_steps")
 # Options that may change between a run and its resumption without changing the trajectory
-# (``steps`` only with a constant schedule: the cosine schedules are functions of it).
+# (``steps`` only with the constant and time-based schedules: the step-indexed cosine
+# schedules are functions of it).
 RESUMABLE_CHANGES = ("out_dir", "log_every", "eval_every", "checkpoint_every", "minutes")
 
 
@@ -36,7 +37,8 @@ class TrainConfig:
         time counted is that of the training steps only (not evaluation, logging or
         checkpoints), and it is kept in the checkpoint, so a resumed run keeps counting.
         Quality comparisons at equal time use it. ``steps`` still bounds the run, and the
-        cosine schedules still run over ``steps``.
+        step-indexed cosine schedules still run over ``steps`` (``"cosine_time"`` runs over
+        ``minutes``).
     :param batch_size: examples per batch (used when ``fit`` builds the loader itself).
     :param lr: learning rate. :param optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
     :param betas: Adam's (beta1, beta2). :param eps: Adam's epsilon.
@@ -46,7 +48,13 @@ class TrainConfig:
         (None: off); evaluation and the CLI's sampling then use the averaged weights.
     :param lr_schedule: ``"constant"`` (after an optional linear warmup), ``"cosine"``
         (from lr to 0 over ``steps``) or ``"warmup_cosine"`` (linear warmup over
-        ``warmup_steps`` then cosine to 0 at ``steps``).
+        ``warmup_steps`` then cosine to 0 at ``steps``) or ``"cosine_time"``: cosine from lr to
+        0 over the time budget, ``lr * (1 + cos(pi * min(1, elapsed / (60 * minutes)))) / 2``
+        with ``elapsed`` the training time before the step. It needs ``minutes``; the decay
+        then ends when the budget does, whatever the machine's speed, at the price of a
+        trajectory that depends on the measured times (a resumed run continues from the
+        checkpointed time, but is not bit-identical to an uninterrupted one, and resuming
+        with another ``minutes`` stretches the remaining decay).
     :param warmup_steps: length of the linear warmup (0: none).
     :param log_every: write a log line (means over the steps since the last line) every so
         many steps, and at the last step.
@@ -131,10 +139,14 @@ class TrainConfig:
             raise ValueError(
                 f"{where}: lr_schedule 'warmup_cosine' needs 0 < warmup_steps < steps, got "
                 f"warmup_steps={o['warmup_steps']}, steps={self.steps}")
-        if o["lr_schedule"] == "cosine" and o["warmup_steps"] > 0:
+        if o["lr_schedule"] == "cosine_time" and self.minutes is None:
+            raise ValueError(f"{where}: lr_schedule 'cosine_time' decays over the time budget; "
+                             "it needs minutes (refgen train --minutes)")
+        if o["lr_schedule"] in ("cosine", "cosine_time") and o["warmup_steps"] > 0:
             # CosineAnnealingLR has no warmup: it would be dropped without a word
-            raise ValueError(f"{where}: lr_schedule 'cosine' has no warmup, got warmup_steps="
-                             f"{o['warmup_steps']}; use lr_schedule 'warmup_cosine'")
+            raise ValueError(f"{where}: lr_schedule {o['lr_schedule']!r} has no warmup, got "
+                             f"warmup_steps={o['warmup_steps']}; use lr_schedule "
+                             "'warmup_cosine'")
         if o["warmup_steps"] > self.steps:
             raise ValueError(f"{where}: warmup_steps ({o['warmup_steps']}) exceeds steps "
                              f"({self.steps})")

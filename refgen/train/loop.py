@@ -112,7 +112,8 @@ def _make_optimizer(params, o):
 
 
 def _make_scheduler(opt, o, steps):
-    """None for a constant rate; closed-form schedules otherwise (see TrainConfig)."""
+    """None for a constant rate (and for ``cosine_time``, which ``_Run.set_time_cosine_lrs``
+    sets from the elapsed time); closed-form schedules otherwise (see TrainConfig)."""
     warmup = o["warmup_steps"]
     if o["lr_schedule"] == "cosine":
         return lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
@@ -195,10 +196,14 @@ class _Run:
         self.config_path = os.path.join(self.out_dir, CONFIG_NAME)
         self.loader = _make_loader(train_data, config)
         self.optimizers, self.schedulers = {}, {}
+        self.time_cosine_lrs = {}   # player -> its groups' base lrs, for cosine_time
         for player, params in self.groups.items():
             o = config.options_for(player)
             self.optimizers[player] = _make_optimizer(params, o)
             self.schedulers[player] = _make_scheduler(self.optimizers[player], o, config.steps)
+            if o["lr_schedule"] == "cosine_time":
+                self.time_cosine_lrs[player] = [g["lr"] for g in
+                                                self.optimizers[player].param_groups]
         self.params = [p for ps in self.groups.values() for p in ps]
         self.ema = (optim.ExponentialMovingAverage(self.params, decay=config.ema_decay)
                     if config.ema_decay is not None else None)
@@ -299,7 +304,19 @@ class _Run:
         self.saved_step = self.step
 
     # ---- one step
+    def set_time_cosine_lrs(self):
+        """``cosine_time``: lr = base_lr * (1 + cos(pi * min(1, elapsed / budget))) / 2, from
+        the training time before this step (a function of the checkpointed ``elapsed``)."""
+        if not self.time_cosine_lrs:
+            return
+        fraction = min(1.0, self.elapsed / (60.0 * self.config.minutes))
+        factor = 0.5 * (1.0 + math.cos(math.pi * fraction))
+        for player, base_lrs in self.time_cosine_lrs.items():
+            for group, base in zip(self.optimizers[player].param_groups, base_lrs):
+                group["lr"] = base * factor
+
     def train_step(self):
+        self.set_time_cosine_lrs()
         lrs = {f"lr/{p}": float(o.param_groups[0]["lr"]) for p, o in self.optimizers.items()}
         batch = next(self.loader)
         self.ctx.begin_step(self.step)

@@ -27,3 +27,15 @@ def test_cosine_schedule_under_a_time_budget(tmp_path, capsys):
     assert all(a > b for a, b in zip(cosine, cosine[1:])), cosine   # decays every window
     # the last window holds steps 15..19 of 20: lr (1 + cos(pi s / 20)) / 2 <= 1.5e-4 there
     assert cosine[0] < 1e-3 and cosine[-1] < 1.6e-4, cosine
+
+
+def test_cosine_time_is_kept_under_a_budget_without_steps(tmp_path, capsys):
+    """``--lr-schedule cosine_time --minutes M`` with no step count: the schedule is kept
+    (not replaced by a constant rate) and decays from the given lr as training time passes."""
+    run = tmp_path / "cosine_time"
+    assert main(["train", "realnvp", "--data", "ring8:std=0.1", "--minutes", "0.01",
+                 "--lr", "1e-3", "--lr-schedule", "cosine_time", "--log-every", "5",
+                 "--eval-split", "none", "--quiet", "--out", str(run)]) == 0
+    assert "constant learning rate" not in capsys.readouterr().err
+    lrs = _logged_lr(run)
+    assert len(lrs) >= 2 and lrs[0] <= 1e-3 and lrs[-1] < lrs[0], lrs

@@ -386,3 +386,36 @@ def test_minutes_must_be_positive(tmp_path):
         default_config(tmp_path, minutes=0)
     with pytest.raises(ValueError, match="minutes must be a finite number"):
         default_config(tmp_path, minutes="5")
+
+
+class _FakeClock:
+    """Stands in for ``time.perf_counter`` in the loop: every reading advances one second,
+    so every training step (timed from one reading to the next) counts exactly 1 s."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_cosine_time_decays_over_the_budget_not_the_steps(tmp_path, monkeypatch):
+    """lr at the step that starts after e seconds of training = lr0 (1 + cos(pi e / T)) / 2,
+    T = 60 * minutes: with 1 s per step and T = 10 s, steps 0..9 run and the lr of step s is
+    that of e = s (the steps bound, 10**6, plays no part)."""
+    import time
+    import types
+    monkeypatch.setattr("refgen.train.loop.time",
+                        types.SimpleNamespace(perf_counter=_FakeClock(), time=time.time))
+    _, res = run_mlp(tmp_path / "run", steps=10 ** 6, minutes=10 / 60, lr=3e-2,
+                     lr_schedule="cosine_time", warmup_steps=0, log_every=1, grad_clip=None)
+    assert res.step == 10 and res.stopped_by_time
+    logged = [r["lr/model"] for r in read_log(res.log_path)]
+    expected = [3e-2 * (1 + math.cos(math.pi * s / 10)) / 2 for s in range(10)]
+    assert logged == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_cosine_time_needs_a_budget(tmp_path):
+    with pytest.raises(ValueError, match="cosine_time.*needs minutes"):
+        default_config(tmp_path, lr_schedule="cosine_time", warmup_steps=0)
