@@ -12,6 +12,7 @@ finished, it is loaded instead of retrained, so an experiment killed at any mome
 again redoes only what was not finished (as ``refgen zoo`` does).
 """
 import json
+import math
 import os
 import platform
 import time
@@ -151,14 +152,25 @@ class ExperimentContext:
                   "machine": machine_line(),
                   "wall_seconds": round(time.time() - self.started, 1), **numbers}
         with atomic_open(self.path("result.json"), "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2, sort_keys=False, default=_jsonable)
+            json.dump(_jsonable(record), f, indent=2, sort_keys=False, allow_nan=False)
         return record
 
 
 def _jsonable(value):
-    """NumPy/CuPy scalars and arrays into JSON (host-side: results are written on the host)."""
+    """``value`` as strict JSON: NumPy/CuPy scalars and arrays as numbers and lists (host-side:
+    results are written on the host), and a NaN or infinite number as null. Python's json
+    would write the bare tokens NaN and Infinity, which are not JSON and which other
+    readers (jq, JavaScript, most JSON libraries) reject."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if hasattr(value, "tolist"):
-        return value.tolist()
+        return _jsonable(value.tolist())
     if hasattr(value, "item"):
-        return value.item()
+        return _jsonable(value.item())
     raise TypeError(f"result value of type {type(value).__name__} is not JSON-serialisable")

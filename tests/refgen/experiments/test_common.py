@@ -53,3 +53,21 @@ def test_initial_weights_do_not_depend_on_what_ran_before(tmp_path):
     autodiff.randn(1000)                   # something else draws from the global generator
     b = first_weights(tmp_path / "b")
     assert len(a) == len(b) > 0 and all((x == y).all() for x, y in zip(a, b))
+
+
+def test_result_json_is_strict_json_with_null_for_nan(tmp_path):
+    """``result.json`` parses as strict JSON (no bare NaN/Infinity tokens): a number that is
+    not finite (a KL with no high-quality sample, say) is written as null."""
+    import numpy as np  # host-side: the result values are host scalars and arrays
+
+    ctx, _ = _context(tmp_path)
+    ctx.write_result({"kl": float("nan"), "ratio": np.float64("inf"), "counts": np.arange(3),
+                      "nested": {"x": [1.5, float("-inf")]}})
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    with open(tmp_path / "result.json") as f:
+        record = json.load(f, parse_constant=refuse)
+    assert record["kl"] is None and record["ratio"] is None
+    assert record["counts"] == [0, 1, 2] and record["nested"] == {"x": [1.5, None]}
