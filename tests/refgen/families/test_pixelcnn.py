@@ -272,3 +272,32 @@ def test_plain_pixelcnn_learns_digits(tmp_path):
         assert numbers["nll"] < 95.0, numbers
     finally:
         autodiff.set_default_dtype("float64")
+
+
+@pytest.mark.parametrize("mask", [
+    P.raster_mask(7, "A"), P.raster_mask(3, "B"), P.raster_mask(5, "A"),
+    P.vertical_mask(3, True), P.vertical_mask(5, False), P.horizontal_mask(3, True),
+    P.horizontal_mask(5, False), P.raster_mask(1, "B"), P.raster_mask(1, "A")],
+    ids=["A7", "B3", "A5", "v3-first", "v5", "h3-first", "h5", "B1", "A1-all-masked"])
+def test_masked_conv_on_the_unmasked_box_equals_the_masked_same_conv(mask):
+    """MaskedConv2d convolves with the kernel cropped to its unmasked rows and columns: the
+    output and the gradients in x and in the weight equal those of the 'same' convolution
+    with weight * mask (float64), also for boxes that end before the centre row/column."""
+    import autodiff.functional as F
+
+    rng = np.random.default_rng(0)
+    conv = P.MaskedConv2d(3, 4, mask)
+    conv.weight.data = B.xp.asarray(rng.standard_normal(conv.weight.shape))
+    conv.bias.data = B.xp.asarray(rng.standard_normal(conv.bias.shape))
+    conv.mask = autodiff.Tensor(conv.mask.data.astype(B.xp.float64))
+    x = autodiff.Tensor(B.xp.asarray(rng.standard_normal((2, 3, 6, 5))), requires_grad=True)
+    y = conv(x)
+    ref = F.conv2d(x, conv.weight * conv.mask, conv.bias, 1, conv.padding)
+    assert y.shape == ref.shape == (2, 4, 6, 5)
+    g = autodiff.Tensor(B.xp.asarray(rng.standard_normal(ref.shape)))
+    got = autodiff.grad((y * g).sum(), [x, conv.weight])
+    want = autodiff.grad((ref * g).sum(), [x, conv.weight])
+    np.testing.assert_allclose(B.to_numpy(y.data), B.to_numpy(ref.data), rtol=1e-12, atol=1e-12)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(B.to_numpy(a.data), B.to_numpy(b.data), rtol=1e-12,
+                                   atol=1e-12)
