@@ -46,7 +46,7 @@ class FlowFamily:
             if arch == "realnvp":
                 cfg.update(coupling="affine", scale_bound=3.0, batch_norm=False)
             if arch == "nsf":
-                cfg.update(num_bins=8, tail_bound=5.0, lu=True)
+                cfg.update(num_bins=8, tail_bound=5.0, lu=True, linear=True)
             if arch == "glow":
                 cfg.update(scale_bound=3.0, lu=True)
             if arch == "maf":

@@ -25,7 +25,9 @@ Architectures (``build_bijection``; ``config["architecture"]``):
 * ``glow`` (Kingma & Dhariwal 2018): steps of ActNorm, invertible 1x1 convolution (LU) and an
   affine coupling on a channel split; images: squeeze, K steps, split, per scale.
 * ``nsf`` (Durkan et al. 2019): as ``glow`` with rational-quadratic spline couplings
-  (vectors: LU linear layers between alternating-mask spline couplings, RQ-NSF (C)).
+  (vectors: LU linear layers between alternating-mask spline couplings, RQ-NSF (C);
+  ``linear=false`` drops the linear layers, leaving the alternating couplings, which keep
+  the data's own axes: what a density with axis-aligned edges, the checkerboard, needs).
 * ``maf`` (Papamakarios et al. 2017): MADE-based autoregressive layers, ``autoregressive``.
 """
 import math
@@ -133,11 +135,15 @@ def _vector_bijection(arch, shape, config, cond):
                 layers.append(BatchNormFlow(shape))
         return layers
     if arch in ("glow", "nsf"):
+        if arch == "glow" and not config.get("linear", True):
+            raise ValueError("glow: linear=false is not supported: Glow's steps on vectors "
+                             "transform one fixed half and rely on the 1x1 mixing between "
+                             "them (nsf alternates its masks and accepts it)")
         coupling = "spline" if arch == "nsf" else config.get("coupling", "affine")
         for i in range(k):
             if arch == "glow":
                 layers.append(ActNorm(shape))
-            if d > 1:
+            if d > 1 and config.get("linear", True):
                 layers.append(InvConv1x1(shape, lu=config.get("lu", True), seed=i))
             # the 1x1 convolution mixes the features, so one mask parity suffices for Glow;
             # the spline flow alternates as RQ-NSF (C) does

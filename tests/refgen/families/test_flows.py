@@ -490,3 +490,27 @@ def test_model_refuses_bad_options():
         from refgen.families.flows.models import build_bijection
         build_bijection({"architecture": "nice"}, (2,))
     assert _model("maf", DIGITS).nfe_per_sample == 64 and model.nfe_per_sample == 1
+
+
+def test_nsf_without_linear_layers_alternates_its_couplings_on_the_data_axes():
+    """``linear=false``: the 2-D spline flow is its couplings alone, masks alternating, no
+    invertible linear map between them (so it keeps the data's axes); it still inverts.
+    Glow, whose vector steps all transform the same half, refuses the option."""
+    from refgen.families.flows.models import build_bijection
+    config = {"architecture": "nsf", "num_layers": 4, "num_bins": 4, "tail_bound": 3.0,
+              "hidden": 8, "depth": 1, "linear": False}
+    layers = build_bijection(config, (2,)).layers
+    assert [type(l).__name__ for l in layers] == ["SplineCoupling"] * 4
+    masks = [tuple(B.to_numpy(l.mask.data if hasattr(l.mask, "data") else l.mask).tolist())
+             for l in layers]
+    assert masks[0] != masks[1] and masks[0] == masks[2] and masks[1] == masks[3]
+    with_linear = build_bijection(dict(config, linear=True), (2,)).layers
+    assert sum(isinstance(l, bj.InvConv1x1) for l in with_linear) == 4
+    model = _model("nsf", POINTS, linear=False)
+    _randomize(model.flow, 0, scale=0.2)
+    x = autodiff.Tensor(np.random.default_rng(0).standard_normal((5, 2)))
+    np.testing.assert_allclose(B.to_numpy(model.flow.bijection.inverse(
+        model.flow.bijection.forward(x)[0])[0].data), B.to_numpy(x.data), atol=1e-9)
+    with pytest.raises(ValueError, match="linear=false"):
+        build_bijection({"architecture": "glow", "num_layers": 2, "hidden": 8, "depth": 1,
+                         "linear": False}, (2,))
