@@ -308,7 +308,9 @@ class VPSDE(SDE):
         beta_i = self.beta(_times(t, x.shape[0], _dtype_of(x))) * dt
         if float(B.xp.max(beta_i)) >= 1.0:
             raise ValueError(f"{type(self).__name__}.discretize: beta(t) dt = "
-                             f"{float(B.xp.max(beta_i)):.3g} >= 1; take a smaller dt ({dt})")
+                             f"{float(B.xp.max(beta_i)):.3g} >= 1; take a smaller dt "
+                             f"(dt = {float(dt):.4g}; a sampler that crosses [t_eps, T] in n "
+                             "steps has dt = (T - t_eps) / n: give it more steps)")
         shrink = B.xp.sqrt(1.0 - beta_i) - 1.0   # sqrt(1 - b) - 1, b < 1
         return expand_to(autodiff.Tensor(shrink), x) * x, autodiff.Tensor(B.xp.sqrt(beta_i))
 
