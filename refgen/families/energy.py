@@ -33,6 +33,17 @@ longer contrastive divergence, it shows how much of the error is the short-run s
 (which cannot move mass between separated modes: only the alpha term keeps their depths
 equal).
 
+Tempered negatives (``anneal_from`` = T0 > 1; default 1, off): the training chains start
+hot and cool, sampling exp(-E/T_k) with T_k falling geometrically from T0 to 1 over the
+first half of the ``n_steps`` steps and T = 1 for the second half (noise_scale multiplied
+by sqrt(T_k): at temperature T the Langevin step for exp(-E/T) is h/2 grad log p + sqrt(h T)
+eps). At T0 the barriers between modes shrink by T0, so a chain can change mode before it
+settles, and the negatives fall into the modes more in proportion to the model's own mass
+than to the basins the buffer's chains happen to sit in, which lets the CD gradient correct
+the modes' relative depths. Still contrastive divergence (short runs from the buffer), not
+Langevin dynamics at one temperature: the cooling is a heuristic of this family, in the
+spirit of simulated annealing, with no guarantee of equilibrium.
+
 Likelihood.
 * 2-D (``likelihood_kind = "exact"``): log Z_theta by the midpoint rule on a ``grid`` x
   ``grid`` lattice over B (``grid_log_normalizer``). There is no truncation error, since
@@ -187,7 +198,7 @@ class EnergyModel(GenerativeModel):
     axis, ``step_size``, ``noise_scale``, ``n_steps`` (training's short run),
     ``sample_steps`` (sampling), ``buffer_size``, ``reinit``, ``alpha``, ``grid`` (2-D
     quadrature), ``ais_chains``, ``ais_temperatures``, ``negatives`` ('langevin' or, on
-    2-D, 'grid').
+    2-D, 'grid'), ``anneal_from`` (the training chains' starting temperature, >= 1).
     """
 
     kind = "energy"
@@ -208,6 +219,10 @@ class EnergyModel(GenerativeModel):
                 raise ValueError(f"ebm: {key} must be a number >= 0, got {c[key]!r}")
         if not c["step_size"] > 0:
             raise ValueError(f"ebm: step_size must be > 0, got {c['step_size']!r}")
+        anneal = c.get("anneal_from", 1.0)
+        if isinstance(anneal, bool) or not isinstance(anneal, (int, float)) or \
+                not 1.0 <= anneal < math.inf:
+            raise ValueError(f"ebm: anneal_from is a starting temperature >= 1, got {anneal!r}")
         if not c["reinit"] <= 1:
             raise ValueError(f"ebm: reinit is a probability, got {c['reinit']!r}")
         if c["negatives"] not in ("langevin", "grid"):
@@ -263,20 +278,36 @@ class EnergyModel(GenerativeModel):
         hi = autodiff.tensor([b[1] for b in self.box], dtype=dtype)
         return lo + (hi - lo) * u
 
-    def _langevin(self, x, n_steps, generator, noise_scale=None, step_size=None):
+    def _langevin(self, x, n_steps, generator, noise_scale=None, step_size=None,
+                  temperatures=None):
         """Langevin chains clipped to B after every step (``langevin_dynamics`` with the box;
-        per-axis boxes on points by clipping inside the score's step)."""
+        per-axis boxes on points by clipping inside the score's step). ``temperatures``: one
+        T_k per step (noise_scale * sqrt(T_k)), or None for T = 1 throughout."""
         c = self.config
         h = float(c["step_size"] if step_size is None else step_size)
         ns = float(c["noise_scale"] if noise_scale is None else noise_scale)
         score = energy_score(self.energy_fn)
-        if self.image:
+        if self.image and temperatures is None:
             return langevin_dynamics(score, x, h, n_steps, noise_scale=ns, generator=generator,
                                      clamp=self.box[0])
-        for _ in range(n_steps):   # per-axis box: one step at a time, then clip
-            x = self._into_box(langevin_dynamics(score, x, h, 1, noise_scale=ns,
-                                                 generator=generator))
+        for k in range(n_steps):   # one step at a time: per-axis box, or a temperature per step
+            scale = ns if temperatures is None else ns * math.sqrt(temperatures[k])
+            if self.image:
+                x = langevin_dynamics(score, x, h, 1, noise_scale=scale, generator=generator,
+                                      clamp=self.box[0])
+            else:
+                x = self._into_box(langevin_dynamics(score, x, h, 1, noise_scale=scale,
+                                                     generator=generator))
         return x
+
+    def _training_temperatures(self):
+        """T_k of the training chains (``anneal_from``, module docstring): geometric from T0
+        to 1 over the first half of the n_steps steps, then 1; None when T0 = 1."""
+        t0, n = float(self.config.get("anneal_from", 1.0)), int(self.config["n_steps"])
+        if t0 == 1.0:
+            return None
+        hot = max(1, n // 2)
+        return [t0 ** (1.0 - k / hot) if k < hot else 1.0 for k in range(n)]
 
     # ---- the Trainable
     def modules(self):
@@ -308,7 +339,8 @@ class EnergyModel(GenerativeModel):
                 x_neg = self._grid_sample(n, ctx.generator, dtype)
         else:
             x0 = self._initial_negatives(n, ctx.generator, dtype)
-            x_neg = self._langevin(x0, self.config["n_steps"], ctx.generator)
+            x_neg = self._langevin(x0, self.config["n_steps"], ctx.generator,
+                                   temperatures=self._training_temperatures())
             self.buffer.push(x_neg)
         e_pos, e_neg = self.energy_fn(x_pos), self.energy_fn(x_neg.detach())
         contrast = e_pos.mean() - e_neg.mean()
@@ -474,7 +506,8 @@ def default_config(data_info):
     image = (data_info or {}).get("kind") == "image"
     config = {"hidden": 128, "depth": 3, "base_width": 32, "box": _bounds(data_info),
               "buffer_size": 10000, "reinit": 0.05, "alpha": 0.1, "grid": 256,
-              "ais_chains": 100, "ais_temperatures": 1000, "negatives": "langevin"}
+              "ais_chains": 100, "ais_temperatures": 1000, "negatives": "langevin",
+              "anneal_from": 1.0}
     if image:
         config.update(step_size=20.0, noise_scale=0.005 / math.sqrt(20.0), n_steps=60,
                       sample_steps=200, alpha=1.0)
