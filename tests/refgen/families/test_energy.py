@@ -245,4 +245,4 @@ def test_tempered_training_chains_sample_the_tempered_gaussian():
         want = temperature * S ** 2
         se = want * math.sqrt(2.0 / (n - 1))      # of a normal sample variance
         assert np.all(np.abs(var - want) < 5 * se), (temperature, var, want)
-    assert _model()[0]._training_temperatures() is None   # anneal_from = 1: off
+    assert _model(anneal_from=1.0)[0]._training_temperatures() is None   # T0 = 1: off
