@@ -33,7 +33,7 @@ longer contrastive divergence, it shows how much of the error is the short-run s
 (which cannot move mass between separated modes: only the alpha term keeps their depths
 equal).
 
-Tempered negatives (``anneal_from`` = T0 > 1; default 1, off): the training chains start
+Tempered negatives (``anneal_from`` = T0 > 1; 20 on 2-D, 1 = off on images): the chains start
 hot and cool, sampling exp(-E/T_k) with T_k falling geometrically from T0 to 1 over the
 first half of the ``n_steps`` steps and T = 1 for the second half (noise_scale multiplied
 by sqrt(T_k): at temperature T the Langevin step for exp(-E/T) is h/2 grad log p + sqrt(h T)
@@ -503,8 +503,8 @@ def default_config(data_info):
     0.075 at the precision a = 100 of a std-0.1 ring's cross-section), 20 steps, alpha 0.05,
     grid 256 (the best of four 2-minute trials on ring8:std=0.1, benchmarks/QUALITY.md), and
     tempered chains from T0 = 20 (KL 0.053 and 0.083 on ring8:std=0.1 in 5 minutes for seeds
-    0 and 1, against 0.248 untempered: the modes' masses come out even). Images: SN-CNN, Du & Mordatch's SGLD (h = 20, noise_scale = 0.005 / sqrt 20),
-    60 steps."""
+    0 and 1, against 0.248 untempered: the modes' masses come out even). Images: SN-CNN, Du
+    & Mordatch's SGLD (h = 20, noise_scale = 0.005 / sqrt 20), 60 steps, no tempering."""
     image = (data_info or {}).get("kind") == "image"
     config = {"hidden": 128, "depth": 3, "base_width": 32, "box": _bounds(data_info),
               "buffer_size": 10000, "reinit": 0.05, "alpha": 0.1, "grid": 256,
