@@ -156,8 +156,9 @@ def predict(net, x, batch_size=1000):
 
 def per_class_accuracy(pred, y, num_classes):
     """Recall of each class, (K,): correct predictions of class k / examples of class k
-    (NaN for a class with no example)."""
-    pred, y = np.asarray(pred), np.asarray(y)
+    (NaN for a class with no example). ``pred`` and ``y`` may be host or backend arrays:
+    both are copied to the host explicitly (``np.asarray`` of a CuPy array is refused)."""
+    pred, y = B.to_numpy(pred), B.to_numpy(y)
     if pred.shape != y.shape:
         raise ValueError(f"per_class_accuracy: pred {pred.shape} and y {y.shape} differ")
     out = np.full(num_classes, np.nan)

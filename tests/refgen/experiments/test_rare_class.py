@@ -146,5 +146,8 @@ def test_per_class_accuracy_is_each_class_recall():
     acc = per_class_accuracy(pred, y, 4)
     np.testing.assert_allclose(acc[:3], [0.5, 2 / 3, 0.0])
     assert np.isnan(acc[3])
+    # backend (device) arrays give the same answer: they are copied to the host explicitly
+    on_backend = per_class_accuracy(B.to_backend(pred), B.to_backend(y), 4)
+    np.testing.assert_array_equal(on_backend, acc)
     with pytest.raises(ValueError, match="differ"):
         per_class_accuracy(pred[:2], y, 4)
