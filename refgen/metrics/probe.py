@@ -125,8 +125,8 @@ def fit_logistic_regression(features, labels, num_classes, l2, init=None, max_it
     if init is None:
         p0 = np.zeros(d * k + k)
     else:
-        p0 = np.array(init.params if isinstance(init, LogisticProbe) else init,
-                      dtype=np.float64)
+        # a copy on the host (host_float64 also takes a backend array or Tensor explicitly)
+        p0 = np.array(host_float64(init.params if isinstance(init, LogisticProbe) else init))
         if p0.shape != (d * k + k,):
             raise ValueError(f"fit_logistic_regression: init must hold {d * k + k} parameters "
                              f"(D={d}, K={k}), got shape {tuple(p0.shape)}")

@@ -135,3 +135,14 @@ def test_objective_and_gradient_match_torch():
     assert value == pytest.approx(loss.item(), rel=1e-12)
     np.testing.assert_allclose(grad, np.concatenate([tw.grad.numpy().ravel(),
                                                      tb.grad.numpy()]), rtol=1e-10, atol=1e-12)
+
+
+def test_a_warm_start_from_backend_parameters_reaches_the_same_optimum():
+    """``init`` may be a backend array (copied to the host explicitly): started at the
+    optimum, L-BFGS stays there."""
+    from autodiff import backend as B
+    x, y = _blobs(n_per_class=20, k=3, d=5, spread=2.0)
+    x = standardize(x)[0]
+    probe = fit_logistic_regression(x, y, 3, 0.05)
+    again = fit_logistic_regression(x, y, 3, 0.05, init=B.to_backend(probe.params))
+    np.testing.assert_allclose(again.params, probe.params, atol=1e-5)
