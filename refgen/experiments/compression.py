@@ -119,9 +119,7 @@ def _log_tables(model, x_flat):
         params = net(model._scaled(autodiff.Tensor(x_flat)), None)           # (N, P, D)
     p = B.to_numpy(params.data).astype(np.float64)
     if model.head.name == "bernoulli":
-        logit = p[:, 0, :]                                                    # (N, D)
-        # log sigmoid(-l), log sigmoid(l) without overflow: -softplus(+-l)
-        return -np.stack([np.logaddexp(0.0, logit), np.logaddexp(0.0, -logit)], axis=-1)
+        return _bernoulli_log_table(p[:, 0, :])                              # (N, D, 2)
     z = np.moveaxis(p, 1, 2)                                                  # (N, D, L)
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))                 # log-softmax
@@ -219,14 +217,19 @@ def _posterior_tables(vae, x, edges, precision):
     return rans.quantize(np.maximum(np.diff(cdf, axis=-1), 0.0), precision)
 
 
+def _bernoulli_log_table(logit):
+    """(..., 2) host table [log p(0), log p(1)] = [log sigmoid(-l), log sigmoid(l)] of
+    Bernoulli logits l (...,), as -softplus(+-l) = -logaddexp(0, +-l), which never overflows."""
+    return -np.stack([np.logaddexp(0.0, logit), np.logaddexp(0.0, -logit)], axis=-1)
+
+
 def _likelihood_tables(vae, z_index, centres):
     """p_theta(x_j | z) (N, D, 2) quantised, z the buckets' representatives (N, d)."""
     z = centres[z_index].astype(np.float64)
     with autodiff.no_grad():
         dist = vae.decoder_distribution(autodiff.Tensor(B.to_backend(z)))
     logit = B.to_numpy(dist.base.logits.data).astype(np.float64)            # (N, D)
-    logp = -np.stack([np.logaddexp(0.0, logit), np.logaddexp(0.0, -logit)], axis=-1)
-    return rans.quantize(np.exp(logp))
+    return rans.quantize(np.exp(_bernoulli_log_table(logit)))
 
 
 def _check_vae(vae):
