@@ -3,7 +3,10 @@
 ``get_density(name)`` returns an object with ``name``, ``bounds``, ``exact``,
 ``sample(n, generator) -> Tensor (n, 2)``, ``log_prob(x) -> Tensor (n,)`` and
 ``entropy()`` (nats; the KL of a model to the truth is its test NLL minus this). Options
-follow a colon: ``ring8:std=0.1``, ``grid25:std=0.1,spacing=1``.
+follow a colon: ``ring8:std=0.1``, ``grid25:std=0.1,spacing=1``. Two option names belong to
+the data set, not the density (:data:`SAMPLE_OPTIONS`): ``n``, the number of points drawn per
+split, and ``seed``; ``checkerboard:n=1000000`` is the checkerboard density with a training
+set of a million points, and ``get_density`` ignores them.
 
 exact by construction: ring8, grid25 (Gaussian mixtures), rings (Bessel closed form),
 checkerboard (piecewise uniform; -inf off its squares), moons, swissroll, spirals (Gaussian
@@ -16,13 +19,16 @@ from .curves import moons, spirals, swissroll
 from .mixtures import grid25, ring8, rings
 from .pinwheel import pinwheel
 
-__all__ = ["get_density", "list_densities", "parse_name", "DENSITIES", "ToyDensity",
-           "grid_points"]
+__all__ = ["get_density", "list_densities", "parse_name", "split_sample_options", "DENSITIES",
+           "SAMPLE_OPTIONS", "ToyDensity", "grid_points"]
 
 DENSITIES = {
     "ring8": ring8, "grid25": grid25, "moons": moons, "checkerboard": checkerboard,
     "swissroll": swissroll, "pinwheel": pinwheel, "rings": rings, "spirals": spirals,
 }
+# options of the sample drawn from a density (how many points, which seed), not of the
+# density itself: the same density whatever the size of the data set drawn from it
+SAMPLE_OPTIONS = ("n", "seed")
 _cache = {}
 
 
@@ -56,9 +62,21 @@ def parse_name(name):
     return base, options
 
 
+def split_sample_options(name):
+    """``"ring8:std=0.1,n=1000000"`` -> ``("ring8:std=0.1", {"n": 1000000.0})``: the density's
+    name and the sample options (:data:`SAMPLE_OPTIONS`) that were spelled in it."""
+    base, options = parse_name(name)
+    sample = {k: v for k, v in options.items() if k in SAMPLE_OPTIONS}
+    if not sample:
+        return name, {}
+    rest = [f"{k}={v:g}" for k, v in options.items() if k not in SAMPLE_OPTIONS]
+    return (f"{base}:{','.join(rest)}" if rest else base), sample
+
+
 def get_density(name):
-    """The toy density called ``name``, options included (``"ring8:std=0.1"``); one shared
-    instance per spelling."""
+    """The toy density called ``name``, options included (``"ring8:std=0.1"``; the sample
+    options ``n`` and ``seed`` are ignored); one shared instance per spelling."""
+    name = split_sample_options(name)[0]
     base, options = parse_name(name)
     if base not in DENSITIES:
         raise ValueError(f"unknown toy density {base!r}; known: {', '.join(DENSITIES)}")

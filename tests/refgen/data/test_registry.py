@@ -8,7 +8,7 @@ import pytest
 import autodiff
 from autodiff import backend as B
 from refgen import data
-from refgen.data import embedded
+from refgen.data import embedded, toy
 
 SHARED = Path(os.environ.get("REFGEN_DATA") or
               Path(__file__).resolve().parents[3] / ".." / "shared" / "data")
@@ -106,6 +106,24 @@ def test_toy_dataset_splits_differ_and_repeat():
     assert np.array_equal(B.to_numpy(a.x), B.to_numpy(b.x))
     assert not np.array_equal(B.to_numpy(a.x), B.to_numpy(v.x))
     assert not np.array_equal(B.to_numpy(a.x), B.to_numpy(t0.x))
+
+
+def test_sample_options_spelled_in_the_name_reach_the_loader_not_the_density():
+    """``ring8:std=0.1,n=500,seed=1`` is ``load_dataset("ring8:std=0.1", n=500, seed=1)``:
+    the same points; the density (std 0.1) is the one without the sample options."""
+    named = data.load_dataset("ring8:std=0.1,n=500,seed=1", "train")
+    keyword = data.load_dataset("ring8:std=0.1", "train", n=500, seed=1)
+    assert named.x.shape == (500, 2)
+    assert np.array_equal(B.to_numpy(named.x), B.to_numpy(keyword.x))
+    density = toy.get_density("ring8:std=0.1,n=500,seed=1")
+    assert density is toy.get_density("ring8:std=0.1") and density.sigma == 0.1
+    assert toy.split_sample_options("checkerboard:n=1000000") == ("checkerboard", {"n": 1e6})
+    for bad, words in [("ring8:n=2.5", "positive whole number"), ("ring8:n=0", "positive"),
+                       ("checkerboard:cells=3", "takes the option")]:
+        with pytest.raises(ValueError, match=words):
+            data.load_dataset(bad, "train")
+    with pytest.raises(ValueError, match="given twice"):
+        data.load_dataset("moons:n=5", "train", n=6)
 
 
 def test_describe_every_data_set():
