@@ -168,9 +168,10 @@ def _toy_loader(base):
         if both:
             raise ValueError(f"data set {name!r}: {', '.join(both)} given twice, in the name "
                              f"and as a keyword; give it once")
-        if "n" in in_name and (in_name["n"] != int(in_name["n"]) or in_name["n"] < 1):
-            raise ValueError(f"data set {name!r}: n must be a positive whole number of points, "
-                             f"got {in_name['n']:g}")
+        for key, value in in_name.items():
+            if value != int(value) or (key == "n" and value < 1):
+                what = "a positive whole number of points" if key == "n" else "a whole number"
+                raise ValueError(f"data set {name!r}: {key} must be {what}, got {value:g}")
         opts = {**opts, **{k: int(v) for k, v in in_name.items()}}
         density = toy.get_density(name)   # "ring8:std=0.1": the options after the colon
         n, seed = int(opts.get("n", 10_000)), int(opts.get("seed", 0))

@@ -119,6 +119,7 @@ def test_sample_options_spelled_in_the_name_reach_the_loader_not_the_density():
     assert density is toy.get_density("ring8:std=0.1") and density.sigma == 0.1
     assert toy.split_sample_options("checkerboard:n=1000000") == ("checkerboard", {"n": 1e6})
     for bad, words in [("ring8:n=2.5", "positive whole number"), ("ring8:n=0", "positive"),
+                       ("ring8:seed=1.5", "seed must be a whole number"),
                        ("checkerboard:cells=3", "takes the option")]:
         with pytest.raises(ValueError, match=words):
             data.load_dataset(bad, "train")
