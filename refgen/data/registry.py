@@ -169,7 +169,7 @@ def _toy_loader(base):
             raise ValueError(f"data set {name!r}: {', '.join(both)} given twice, in the name "
                              f"and as a keyword; give it once")
         for key, value in in_name.items():
-            if value != int(value) or (key == "n" and value < 1):
+            if not math.isfinite(value) or value != int(value) or (key == "n" and value < 1):
                 what = "a positive whole number of points" if key == "n" else "a whole number"
                 raise ValueError(f"data set {name!r}: {key} must be {what}, got {value:g}")
         opts = {**opts, **{k: int(v) for k, v in in_name.items()}}
@@ -211,8 +211,10 @@ def load_dataset(name, split="train", data_dir=None, **preprocess):
     """Load one split of a data set as an :class:`ArrayDataset` (see the module docstring).
 
     :param name: one of :func:`list_datasets`; a toy density may carry options after a
-        colon, ``"ring8:std=0.1"`` (see ``refgen.data.toy.parse_name``). :param split: "train", "val", "test" (plus
-        "train+val" for images, "all" for digits and faithful).
+        colon, ``"ring8:std=0.1"`` (see ``refgen.data.toy.parse_name``), and so may its
+        sample options ``n`` and ``seed`` (``"checkerboard:n=1000000"``).
+    :param split: "train", "val", "test" (plus "train+val" for images, "all" for digits and
+        faithful).
     :param data_dir: folder searched first for IDX files (MNIST, Fashion-MNIST).
     :param preprocess: images: scale, binarize, binarize_seed, dtype; toy: n, seed, dtype;
         faithful: standardize, dtype.

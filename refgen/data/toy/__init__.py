@@ -65,11 +65,13 @@ def parse_name(name):
 def split_sample_options(name):
     """``"ring8:std=0.1,n=1000000"`` -> ``("ring8:std=0.1", {"n": 1000000.0})``: the density's
     name and the sample options (:data:`SAMPLE_OPTIONS`) that were spelled in it."""
-    base, options = parse_name(name)
+    base, options = parse_name(name)          # checks the spelling
     sample = {k: v for k, v in options.items() if k in SAMPLE_OPTIONS}
     if not sample:
         return name, {}
-    rest = [f"{k}={v:g}" for k, v in options.items() if k not in SAMPLE_OPTIONS]
+    # keep the density's options as spelled: reformatting a number could round it
+    rest = [pair for pair in name.partition(":")[2].split(",")
+            if pair.partition("=")[0].strip() not in SAMPLE_OPTIONS]
     return (f"{base}:{','.join(rest)}" if rest else base), sample
 
 

@@ -118,8 +118,12 @@ def test_sample_options_spelled_in_the_name_reach_the_loader_not_the_density():
     density = toy.get_density("ring8:std=0.1,n=500,seed=1")
     assert density is toy.get_density("ring8:std=0.1") and density.sigma == 0.1
     assert toy.split_sample_options("checkerboard:n=1000000") == ("checkerboard", {"n": 1e6})
+    # the density's options keep their spelling, every digit of it
+    assert toy.get_density("ring8:std=0.123456789,n=5").sigma == 0.123456789
     for bad, words in [("ring8:n=2.5", "positive whole number"), ("ring8:n=0", "positive"),
                        ("ring8:seed=1.5", "seed must be a whole number"),
+                       ("ring8:n=inf", "positive whole number"),
+                       ("ring8:seed=nan", "seed must be a whole number"),
                        ("checkerboard:cells=3", "takes the option")]:
         with pytest.raises(ValueError, match=words):
             data.load_dataset(bad, "train")
