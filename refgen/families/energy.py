@@ -37,10 +37,11 @@ Tempered negatives (``anneal_from`` = T0 > 1; 20 on 2-D, 1 = off on images): the
 hot and cool, sampling exp(-E/T_k) with T_k falling geometrically from T0 to 1 over the
 first half of the ``n_steps`` steps and T = 1 for the second half (noise_scale multiplied
 by sqrt(T_k): the step x <- x - (h/2) grad E(x) + sqrt(h T) eps leaves exp(-E/T) invariant
-in the limit of small h, the Langevin dynamics of the tempered density). At T0 the barriers between modes shrink by T0, so a chain can change mode before it
-settles, and the negatives fall into the modes more in proportion to the model's own mass
-than to the basins the buffer's chains happen to sit in, which lets the CD gradient correct
-the modes' relative depths. Still contrastive divergence (short runs from the buffer), not
+in the limit of small h, the Langevin dynamics of the tempered density). At T0 the barriers
+between modes shrink by T0, so a chain can change mode before it settles, and the negatives
+fall into the modes more in proportion to the model's own mass than to the basins the
+buffer's chains happen to sit in, which lets the CD gradient correct the modes' relative
+depths. Still contrastive divergence (short runs from the buffer), not
 Langevin dynamics at one temperature: the cooling is a heuristic of this family, in the
 spirit of simulated annealing, with no guarantee of equilibrium.
 
