@@ -235,8 +235,10 @@ def made_masks(d, hidden, rng):
             (m_in[:, None] > m_h[None, :]).astype(np.float64))
 
 
-def torch_made(torch, d=784, hidden=500):
-    """MADE 784-500-784 (ReLU), Bernoulli outputs; the network sees x in [-1, 1] (2x - 1)."""
+def torch_made(torch, d=784, hidden=500, direct=False):
+    """MADE 784-500-784 (ReLU), Bernoulli outputs; the network sees x in [-1, 1] (2x - 1).
+    ``direct``: add the masked input-to-output map (no bias), mask [d > j] (refgen's
+    ``MADE(direct=True)``; Germain et al.'s ``direct_input_connect="Output"``)."""
     nn, F = torch.nn, torch.nn.functional
 
     class MADE(nn.Module):
@@ -246,16 +248,27 @@ def torch_made(torch, d=784, hidden=500):
             m1, m2 = made_masks(d, hidden, np.random.default_rng(0))
             self.register_buffer("mask1", torch.from_numpy(m1))
             self.register_buffer("mask2", torch.from_numpy(m2))
+            self.direct = nn.Linear(d, d, bias=False) if direct else None
+            if direct:
+                m_in = np.arange(1, d + 1)
+                self.register_buffer("mask0", torch.from_numpy(
+                    (m_in[:, None] > m_in[None, :]).astype(np.float64)))
 
         def draw_noise(self, x, gen):
             return None
 
-        def loss(self, x, noise):
-            x = x.flatten(1)
+        def logits(self, x):
+            """Bernoulli logits (N, D) of p(x_d | x_{<d}) for x (N, D) in {0, 1}."""
             m1, m2 = self.mask1.to(x.dtype), self.mask2.to(x.dtype)
             h = F.relu(F.linear(2 * x - 1, self.fc1.weight * m1, self.fc1.bias))
-            logits = F.linear(h, self.fc2.weight * m2, self.fc2.bias)
-            return -_bernoulli_log_prob(F, logits, x).mean()
+            out = F.linear(h, self.fc2.weight * m2, self.fc2.bias)
+            if self.direct is not None:
+                out = out + F.linear(2 * x - 1, self.direct.weight * self.mask0.to(x.dtype))
+            return out
+
+        def loss(self, x, noise):
+            x = x.flatten(1)
+            return -_bernoulli_log_prob(F, self.logits(x), x).mean()
 
     return MADE()
 

@@ -1,9 +1,11 @@
-"""python benchmarks/quality_scripts/torch_made.py --minutes 10 [--cosine-time] [--data-dir DIR]
+"""python benchmarks/quality_scripts/torch_made.py --minutes 10 [--cosine-time] [--direct]
+    [--data-dir DIR]
 
 An independent PyTorch MADE 784-500-784 (benchmarks.family_workloads.torch_made), trained as
 refgen's is (dynamic binarization, batch 100, Adam 1e-3 [cosine over the time budget with
---cosine-time]), for --minutes of training time in its own process, ONE thread; then the test
-NLL on refgen's fixed binarization of the 10,000 MNIST test images (binarize_fixed seed 0)."""
+--cosine-time]), for --minutes of training time in its own process, ONE thread (--direct:
+with the masked direct input-to-output connection, refgen's `--set direct=true`); then the
+test NLL on refgen's fixed binarization of the 10,000 MNIST test images (binarize_fixed seed 0)."""
 import argparse, os, sys, time
 os.environ["OMP_NUM_THREADS"] = "1"
 import numpy as np, torch
@@ -13,6 +15,7 @@ from benchmarks.family_workloads import torch_made
 from refgen.data.registry import load_dataset
 from refgen.data.preprocessing import binarize_fixed
 p = argparse.ArgumentParser(); p.add_argument("--minutes", type=float, default=10); p.add_argument("--cosine-time", action="store_true")
+p.add_argument("--direct", action="store_true")
 p.add_argument("--data-dir", default="../shared/data/mnist")
 a = p.parse_args()
 bs, budget = 100, 60 * a.minutes
@@ -20,7 +23,7 @@ X = np.asarray(load_dataset("mnist", split="train", data_dir=a.data_dir).x, dtyp
 T = load_dataset("mnist", split="test", data_dir=a.data_dir).x
 T = np.asarray(binarize_fixed(np.asarray(T, dtype=np.float32)), dtype=np.float32).reshape(-1, 784)
 torch.manual_seed(0)
-m = torch_made(torch)
+m = torch_made(torch, direct=a.direct)
 opt = torch.optim.Adam(m.parameters(), lr=1e-3)
 rng = np.random.default_rng(0); losses = []; elapsed = 0.0; s = 0
 perm = rng.permutation(len(X)); pos = 0
@@ -38,10 +41,8 @@ while elapsed < budget:
 with torch.no_grad():
     per = []
     for i in range(0, len(T), 500):
-        xb = torch.from_numpy(T[i:i + 500])
-        x = xb.flatten(1); m1, m2 = m.mask1.to(x.dtype), m.mask2.to(x.dtype)
-        h = torch.relu(torch.nn.functional.linear(2 * x - 1, m.fc1.weight * m1, m.fc1.bias))
-        logits = torch.nn.functional.linear(h, m.fc2.weight * m2, m.fc2.bias)
+        x = torch.from_numpy(T[i:i + 500])
+        logits = m.logits(x)
         per.append(torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1).numpy())
 per = np.concatenate(per)
 print(f"torch MADE: {s} steps in {elapsed:.1f} s of training; test NLL {per.mean():.3f} +- {per.std(ddof=1) / np.sqrt(len(per)):.3f} nats on {len(per)} images; last train loss {np.mean(losses[-1000:]):.3f}")

@@ -38,6 +38,17 @@ API for the families (shapes)::
 
 The condition ``cond`` (a class embedding, a context vector) is connected to every layer
 without a mask, so every output may depend on it.
+
+Direct connections (``direct=True``; Germain et al.'s code, ``direct_input_connect="Output"``):
+a masked linear map from the inputs straight to the outputs is added to the output layer's
+pre-activation,
+
+    out = V (M^V * h) + (M^A * A) x + c,      M^A[d, j] = 1[ m^0(d) > m^0(j) ]   (D, D)
+
+the strictly lower-triangular (in the ordering) mask of a fully visible sigmoid belief net,
+so the property above still holds. The hidden layer then only has to model what a logistic
+regression on x_{<d} misses; with one hidden layer every early output (few hidden units of
+low degree) gains the most.
 """
 import autodiff
 import autodiff.functional as F
@@ -179,6 +190,8 @@ class MADE(nn.Module):
     :param num_masks: number of mask sets for connectivity-agnostic training.
     :param seed: mask set k is drawn from ``autodiff.Generator(seed + k)``.
     :param activation: hidden nonlinearity (``refgen.backbones.make_activation``).
+    :param direct: add the masked direct connection from the inputs to the outputs
+        (``direct_layer``, no bias; see the module docstring).
 
     ``forward(x, cond=None)``: x (N, D) -> (N, P, D); ``out[:, :, d]`` are the parameters of
     p(x_d | x_{<d}) in the current mask set's ordering.
@@ -186,7 +199,7 @@ class MADE(nn.Module):
 
     def __init__(self, num_inputs, hidden_sizes, outputs_per_dim=1, cond_dim=0,
                  ordering="natural", hidden_degrees="random", num_masks=1, seed=0,
-                 activation="relu", dtype=None):
+                 activation="relu", direct=False, dtype=None):
         super().__init__()
         self.num_inputs = int(num_inputs)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
@@ -219,6 +232,8 @@ class MADE(nn.Module):
         self.cond_layers = nn.ModuleList(
             [nn.Linear(self.cond_dim, b, bias=False, dtype=dtype)
              for b in self.hidden_sizes + (P * D,)]) if self.cond_dim else None
+        self.direct_layer = (MaskedLinear(D, P * D, bias=False, dtype=dtype)
+                             if direct else None)
         self.activation = make_activation(activation)
         self.mask_index = None
         self.set_mask(0)
@@ -239,6 +254,9 @@ class MADE(nn.Module):
         masks[-1] = B.xp.tile(masks[-1], (self.outputs_per_dim, 1))
         for layer, mask in zip(self.layers, masks):
             layer.set_mask(mask)
+        if self.direct_layer is not None:
+            direct = degrees[0][:, None] > degrees[0][None, :]          # (D, D), strict
+            self.direct_layer.set_mask(B.xp.tile(direct, (self.outputs_per_dim, 1)))
         self.input_degrees = degrees[0]
         self.mask_index = int(k)
         return self
@@ -269,9 +287,12 @@ class MADE(nn.Module):
                 h = h + self.cond_layers[i](cond)
             if i < last:
                 h = self.activation(h)
+        if self.direct_layer is not None:
+            h = h + self.direct_layer(x)
         return h.reshape(x.shape[0], self.outputs_per_dim, D)
 
     def extra_repr(self):
         return (f"num_inputs={self.num_inputs}, hidden_sizes={self.hidden_sizes}, "
                 f"outputs_per_dim={self.outputs_per_dim}, cond_dim={self.cond_dim}, "
-                f"ordering={self.ordering!r}, num_masks={self.num_masks}")
+                f"ordering={self.ordering!r}, num_masks={self.num_masks}, "
+                f"direct={self.direct_layer is not None}")

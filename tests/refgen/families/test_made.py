@@ -40,10 +40,11 @@ ORDERINGS = ["natural", "reversed", "random", [2, 0, 4, 1, 3]]
 
 @pytest.mark.parametrize("ordering", ORDERINGS, ids=str)
 @pytest.mark.parametrize("hidden_degrees", ["random", "sequential"])
-def test_autoregressive_property_by_gradients(ordering, hidden_degrees):
+@pytest.mark.parametrize("direct", [False, True], ids=["masked-mlp", "direct"])
+def test_autoregressive_property_by_gradients(ordering, hidden_degrees, direct):
     D, P = 5, 2
     net = M.MADE(D, (12, 12), outputs_per_dim=P, cond_dim=3, ordering=ordering,
-                 hidden_degrees=hidden_degrees, num_masks=4, seed=3)
+                 hidden_degrees=hidden_degrees, num_masks=4, seed=3, direct=direct)
     x, c = autodiff.randn(1, D), autodiff.randn(1, 3)
     for k in range(net.num_masks):
         net.set_mask(k)
@@ -84,6 +85,22 @@ def test_degrees_ranges_and_seeding():
     assert np.bincount(seq, minlength=D)[1:].tolist() == [2] * (D - 1)
     # an explicit ordering: ordering[i] gets degree i + 1
     assert B.to_numpy(M.input_degrees(4, [3, 1, 0, 2])).tolist() == [3, 2, 4, 1]
+
+
+def test_direct_connection_alone_is_a_fully_visible_sigmoid_belief_net():
+    """With the hidden path silenced (output weights and bias 0) the output is the direct
+    term alone: out_d = sum_j 1[m(j) < m(d)] A[d, j] x_j, an FVSBN's logits."""
+    D = 6
+    net = M.MADE(D, (8,), ordering="random", seed=2, direct=True)
+    net.layers[-1].weight.data[...] = 0.0
+    net.layers[-1].bias.data[...] = 0.0
+    x = autodiff.randn(3, D)
+    A = B.to_numpy(net.direct_layer.weight.data)
+    deg = B.to_numpy(net.input_degrees)
+    expected = B.to_numpy(x.data) @ (A * (deg[:, None] > deg[None, :])).T
+    out = B.to_numpy(net(x).data)[:, 0, :]
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-14)
+    assert "direct=True" in repr(net)
 
 
 def test_single_dimension_depends_on_nothing():
@@ -155,12 +172,12 @@ def _all_vectors(d, levels):
 
 
 @pytest.mark.parametrize("head,levels", [("bernoulli", 2), ("categorical", 3), ("dmol", 4)])
-@pytest.mark.parametrize("num_masks", [1, 3])
-def test_probabilities_of_all_vectors_sum_to_one(head, levels, num_masks):
+@pytest.mark.parametrize("num_masks,direct", [(1, False), (3, False), (3, True)])
+def test_probabilities_of_all_vectors_sum_to_one(head, levels, num_masks, direct):
     d = {2: 7, 3: 5, 4: 4}[levels]
     info = {"name": "grid", "kind": "image", "shape": [1, 1, d], "levels": levels,
             "value_range": [0.0, 1.0], "binary": levels == 2}
-    model = _model(info, head=head, num_masks=num_masks, ordering="random")
+    model = _model(info, head=head, num_masks=num_masks, ordering="random", direct=direct)
     x = _all_vectors(d, levels).reshape(-1, 1, 1, d)
     with autodiff.no_grad():
         log_p = B.to_numpy(model.log_prob(autodiff.Tensor(x)).data)
@@ -350,14 +367,19 @@ def test_made_log_prob_and_gradient_equal_pytorch(head):
     c = tF.one_hot(torch.from_numpy(y), 2).double()
     weights = [(to_torch(l.weight.data, True), to_torch(l.bias.data)) for l in model.net.layers]
     cond_w = [to_torch(l.weight.data) for l in model.net.cond_layers]
+    direct = model.net.direct_layer                    # the image default has one; points not
+    assert (direct is not None) == (head != "gmm")
+    direct_w = to_torch(direct.weight.data, True) if direct is not None else None
     per_mask = []
     for k in range(K):
         model.net.set_mask(k)
-        h = xt if head == "gmm" else 2 * xt - 1
+        h = network_input = xt if head == "gmm" else 2 * xt - 1
         for i, ((w, b), layer) in enumerate(zip(weights, model.net.layers)):
             h = tF.linear(h, w * to_torch(layer.mask.data), b) + c @ cond_w[i].T
             if i < len(weights) - 1:
                 h = torch.relu(h)
+        if direct is not None:
+            h = h + tF.linear(network_input, direct_w * to_torch(direct.mask.data))
         out = h.reshape(6, -1, D)
         if head == "gmm":
             comp = torch.distributions.Normal(out[:, K:2 * K].permute(0, 2, 1),
@@ -374,6 +396,8 @@ def test_made_log_prob_and_gradient_equal_pytorch(head):
     theirs.sum().backward()
     assert_close(log_p, theirs, what="log p")
     assert_close(ours_grad, weights[0][0].grad, what="d log p / d W_1")
+    if direct is not None:
+        assert_close(direct.weight.grad, direct_w.grad, what="d log p / d A (direct)")
 
 
 # =========================================================================== quality (slow)
