@@ -1,10 +1,12 @@
-"""python benchmarks/quality_scripts/torch_vae.py --minutes 10 [--cosine-time] [--n 1000] [--data-dir DIR]
+"""python benchmarks/quality_scripts/torch_vae.py --minutes 10 [--cosine-time] [--n 1000]
+    [--threads 1] [--data-dir DIR]
 
 An independent PyTorch VAE 784-200-200-50 (tanh; benchmarks.family_workloads.torch_vae, the
 model of the speed benchmark), trained as refgen's is (dynamic binarization, batch 100, the
 ELBO with one draw, Adam 1e-3 [cosine over the time budget with --cosine-time]), for --minutes
-of training time in its own process, ONE thread. Then, on the first --n of the 10,000 MNIST
-test images in refgen's fixed binarization (binarize_fixed seed 0):
+of training time in its own process, ONE thread (--threads: intra-op threads for the whole
+run, evaluation included). Then, on the first --n of the 10,000 MNIST test images in
+refgen's fixed binarization (binarize_fixed seed 0):
 
     -ELBO, and the importance-sampled estimate of -log p(x) with k = 5000 draws of q(z|x),
     log p(x) ~= log (1/k) sum_i p(x, z_i) / q(z_i | x)   (Burda et al. 2016),
@@ -17,11 +19,13 @@ import os
 import sys
 import time
 
-os.environ["OMP_NUM_THREADS"] = "1"
+# read before NumPy and torch load, which fix their thread pools then
+THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
 import numpy as np  # host-side: a PyTorch reference script
 import torch
 
-torch.set_num_threads(1)
+torch.set_num_threads(THREADS)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from benchmarks.family_workloads import torch_vae  # noqa: E402
 from refgen.data.preprocessing import binarize_fixed  # noqa: E402
@@ -58,6 +62,7 @@ def main():
     p.add_argument("--cosine-time", action="store_true")
     p.add_argument("--n", type=int, default=1000, help="test images for the estimate")
     p.add_argument("--k", type=int, default=5000)
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     p.add_argument("--data-dir", default="../shared/data/mnist")
     a = p.parse_args()
     bs, budget = 100, 60 * a.minutes
@@ -100,9 +105,10 @@ def main():
         neg_elbo = m.loss(x, torch.randn((len(x), LATENT), generator=gen)).item()
         est = np.array([-torch.logsumexp(log_weights(m, x[i:i + 1], a.k, gen).double(), 0).item()
                         + math.log(a.k) for i in range(len(x))])
-    print(f"torch VAE: {s} steps in {elapsed:.1f} s of training; on the first {len(x)} test "
-          f"images: -ELBO {neg_elbo:.3f}, estimate (k = {a.k}) {est.mean():.3f} +- "
-          f"{est.std(ddof=1) / math.sqrt(len(est)):.3f} nats ({time.perf_counter() - t0:.0f} s); "
+    print(f"torch VAE ({torch.get_num_threads()} threads): {s} steps in {elapsed:.1f} s of "
+          f"training; on the first {len(x)} test images: -ELBO {neg_elbo:.3f}, estimate "
+          f"(k = {a.k}) {est.mean():.3f} +- {est.std(ddof=1) / math.sqrt(len(est)):.3f} nats "
+          f"({time.perf_counter() - t0:.0f} s); "
           f"last train -ELBO {np.mean(losses[-1000:]):.3f}")
 
 
