@@ -42,6 +42,9 @@ DIGITS_SPLITS = {"train": 1197, "val": 300, "test": 300}
 FAITHFUL_SPLITS = {"train": 192, "val": 40, "test": 40}
 _IMAGE_OPTIONS = ("scale", "binarize", "binarize_seed", "dtype")
 _TOY_OPTIONS = ("n", "seed", "dtype")
+# the most points a toy data set draws: 10^8 pairs are 1.6 GB in float64 before the
+# sampler's work arrays; a larger n is refused by name, not by NumPy's MemoryError
+MAX_TOY_POINTS = 10 ** 8
 _FAITHFUL_OPTIONS = ("standardize", "dtype")
 
 DIGITS_INFO = {
@@ -175,6 +178,9 @@ def _toy_loader(base):
         opts = {**opts, **{k: int(v) for k, v in in_name.items()}}
         density = toy.get_density(name)   # "ring8:std=0.1": the options after the colon
         n, seed = int(opts.get("n", 10_000)), int(opts.get("seed", 0))
+        if n > MAX_TOY_POINTS:
+            raise ValueError(f"data set {name!r}: n={n:,} points is more than a toy data set "
+                             f"draws (at most {MAX_TOY_POINTS:,}: 16 bytes a point in float64)")
         x = density.sample(n, autodiff.Generator(split_seed(seed, split))).data
         info = {
             "kind": "points", "shape": (2,), "num_classes": None, "density": name,

@@ -129,6 +129,11 @@ def test_sample_options_spelled_in_the_name_reach_the_loader_not_the_density():
             data.load_dataset(bad, "train")
     with pytest.raises(ValueError, match="given twice"):
         data.load_dataset("moons:n=5", "train", n=6)
+    # a huge n is refused by name before anything is allocated, spelled either way
+    with pytest.raises(ValueError, match=r"n=1,000,000,000,000 points is more than"):
+        data.load_dataset("checkerboard:n=1e12", "train")
+    with pytest.raises(ValueError, match=r"n=100,000,001 points"):
+        data.load_dataset("moons", "train", n=10 ** 8 + 1)
 
 
 def test_describe_every_data_set():
