@@ -43,7 +43,7 @@ Direct connections (``direct=True``; Germain et al.'s code, ``direct_input_conne
 a masked linear map from the inputs straight to the outputs is added to the output layer's
 pre-activation,
 
-    out = V (M^V * h) + (M^A * A) x + c,      M^A[d, j] = 1[ m^0(d) > m^0(j) ]   (D, D)
+    out = (M^V * V) h^L + (M^A * A) x + c,      M^A[d, j] = 1[ m^0(d) > m^0(j) ]   (D, D)
 
 the strictly lower-triangular (in the ordering) mask of a fully visible sigmoid belief net,
 so the property above still holds. The hidden layer then only has to model what a logistic
