@@ -335,7 +335,7 @@ FAMILY_WORKLOADS = {
                            {}, 512, ring8_batch, torch_ddpm, target=1 / 1.5),
     "vae": FamilyWorkload("vae", "(i) VAE 784-200-200-50, B=100", "vae", BINARY_MNIST, {}, 100,
                           binary_images, torch_vae, target=1.0),
-    # without the direct connection (the image default since this table's runs): the
+    # without the direct connection (the binary-pixel default since this table's runs): the
     # workload of record, so the recorded rows stay comparable
     "made": FamilyWorkload("made", "(j) MADE 784-500-784, B=100", "made", BINARY_MNIST,
                            {"direct": False}, 100,

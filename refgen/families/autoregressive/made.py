@@ -25,9 +25,10 @@ Binarized MNIST (``binarize="dynamic"``): training batches are fresh Bernoulli(x
 evaluation uses ONE fixed draw of the test set, ``binarize_fixed(x, seed=0)`` (not the
 Larochelle & Murray 2011 file).
 
-Direct connections (``direct``, the default for images): the network adds a masked linear
-map from x_{<d} straight to output d (``refgen.families.common.made``), a fully visible
-sigmoid belief net beside the hidden layer, as in Germain et al.'s experiments.
+Direct connections (``direct``; by default on for binary pixels, the Bernoulli head): the
+network adds a masked linear map from x_{<d} straight to output d
+(``refgen.families.common.made``), a fully visible sigmoid belief net beside the hidden
+layer, as in Germain et al.'s binarized-MNIST experiments.
 
 Condition: with ``conditional = True`` a class label y enters as a one-hot vector connected
 to every layer without a mask (``MADE(cond_dim=num_classes)``).
@@ -48,10 +49,9 @@ SMOKE_DATA = ["ring8:std=0.1", "digits"]
 
 
 def default_config(data_info):
-    """784-500-784 style with direct connections for images; two layers of 128 for 2-D points.
-
-    A checkpoint whose config predates the ``direct`` key builds without it (the default then).
-    """
+    """784-500-784 style (with direct connections for binary pixels); two layers of 128 for
+    2-D points. A checkpoint whose config predates the ``direct`` key builds without it (the
+    default then)."""
     info = dict(data_info or {})
     points = info.get("kind") != "image"
     return {
@@ -65,8 +65,10 @@ def default_config(data_info):
         "mask_seed": 0,
         "activation": "relu",
         # the masked direct input-to-output map (Germain et al.'s code, direct_input_connect=
-        # "Output"): on binarized MNIST 91.5 against 105.4 nats after 3 minutes (QUALITY.md)
-        "direct": not points,
+        # "Output"): None = on for binary pixels (the Bernoulli head; binarized MNIST 91.5
+        # against 105.4 nats after 3 minutes, QUALITY.md), off otherwise (with a softmax or
+        # mixture head it costs P x D^2 weights: 9.2M for the mixture on 8-bit MNIST)
+        "direct": None,
         "binarize": None,           # None | "dynamic" (fresh Bernoulli(x) per batch)
         "conditional": False,       # class-conditional through a one-hot label
     }
@@ -108,9 +110,18 @@ class MADEModel(AutoregressiveModel):
                         hidden_degrees=c.get("hidden_degrees", "random"),
                         num_masks=self.num_masks, seed=int(c.get("mask_seed", 0)),
                         activation=c.get("activation", "relu"),
-                        direct=bool(c.get("direct", False)))
+                        direct=self._direct(c.get("direct", False)))
         if self.head_name == "gmm":
             self._spread_initial_means()
+
+    def _direct(self, direct):
+        """The ``direct`` setting: True/False as given; None (the default) is on exactly for
+        the Bernoulli head. A config without the key (an older checkpoint) means False."""
+        if direct is None:
+            return self.head_name == "bernoulli"
+        if not isinstance(direct, bool):
+            raise ValueError(f"made: direct must be true, false or null (auto), got {direct!r}")
+        return direct
 
     def _spread_initial_means(self):
         """Start the K Gaussian means of every dimension at K points evenly spread over

@@ -103,6 +103,26 @@ def test_direct_connection_alone_is_a_fully_visible_sigmoid_belief_net():
     assert "direct=True" in repr(net)
 
 
+def test_direct_default_is_on_for_binary_pixels_only():
+    image = {"name": "img", "kind": "image", "shape": [1, 1, 4], "value_range": [0.0, 1.0]}
+    binary = dict(image, levels=2, binary=True)
+    grey = dict(image, levels=17, binary=False)
+    points = {"name": "pts", "kind": "points", "shape": [2]}
+    assert _model(binary).net.direct_layer is not None               # Bernoulli head
+    assert _model(grey, binarize="dynamic").net.direct_layer is not None
+    assert _model(grey).net.direct_layer is None                     # softmax head
+    assert _model(points).net.direct_layer is None                   # mixture head
+    assert _model(grey, direct=True).net.direct_layer is not None    # asked for
+    assert _model(binary, direct=False).net.direct_layer is None
+    # a config without the key (a checkpoint from before it existed) builds without it
+    config = made_family.default_config(binary)
+    del config["direct"]
+    config["data_info"] = data_info_for_config(binary)
+    assert made_family.build(config).net.direct_layer is None
+    with pytest.raises(ValueError, match="direct must be true, false or null"):
+        _model(binary, direct="yes")
+
+
 def test_single_dimension_depends_on_nothing():
     net = M.MADE(1, (4,), outputs_per_dim=3)
     J, _ = _jacobian_x(net, autodiff.randn(1, 1))
@@ -367,8 +387,8 @@ def test_made_log_prob_and_gradient_equal_pytorch(head):
     c = tF.one_hot(torch.from_numpy(y), 2).double()
     weights = [(to_torch(l.weight.data, True), to_torch(l.bias.data)) for l in model.net.layers]
     cond_w = [to_torch(l.weight.data) for l in model.net.cond_layers]
-    direct = model.net.direct_layer                    # the image default has one; points not
-    assert (direct is not None) == (head != "gmm")
+    direct = model.net.direct_layer                    # on by default for binary pixels only
+    assert (direct is not None) == (head == "bernoulli")
     direct_w = to_torch(direct.weight.data, True) if direct is not None else None
     per_mask = []
     for k in range(K):
