@@ -181,3 +181,33 @@ def test_classical_sizes_are_real_files():
                                   imgs[0])
     png8 = C._png_bytes(imgs[1] * 16, False)
     np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(png8))), imgs[1] * 16)
+
+
+def test_decoder_tables_equal_encoder_tables_with_the_direct_map():
+    """The binarized-MNIST budget's MADE has the direct input-to-output map (the default
+    for binary pixels): its masked weights are exact zeros too, so undecoded pixels set to
+    zero leave the earlier pixels' integer tables unchanged, as the decoder needs."""
+    from refgen.families.autoregressive import made as made_family
+    from refgen.families.base import data_info_for_config
+    info = {"name": "bin", "kind": "image", "shape": [1, 4, 4], "levels": 2,
+            "value_range": [0.0, 1.0], "binary": True}
+    config = made_family.default_config(info)
+    config.update(hidden_sizes=[16], ordering="random", data_info=data_info_for_config(info))
+    model = made_family.build(config)
+    assert model.net.direct_layer is not None
+    for p in model.net.parameters():
+        p.data *= 3.0                     # far from uniform, so equal tables mean something
+    x_flat = B.to_backend((np.random.default_rng(0).random((8, 16)) < 0.5).astype(np.float64),
+                          dtype=model.net.layers[0].weight.dtype)
+    full = C.conditional_tables(model, x_flat)
+    order = B.to_numpy(model.net.order).tolist()
+    for j in (3, 9):
+        partial = x_flat.copy()
+        partial[:, order[j + 1:]] = 0
+        np.testing.assert_array_equal(C.conditional_tables(model, partial)[:, order[j]],
+                                      full[:, order[j]])
+    # and a later pixel does change them (the test would pass on a blind model otherwise)
+    flipped = x_flat.copy()
+    flipped[:, order[:9]] = 1 - flipped[:, order[:9]]
+    assert not np.array_equal(C.conditional_tables(model, flipped)[:, order[9]],
+                              full[:, order[9]])
