@@ -19,8 +19,17 @@ import os
 import sys
 import time
 
-# read before NumPy and torch load, which fix their thread pools then
-THREADS = int(sys.argv[sys.argv.index("--threads") + 1]) if "--threads" in sys.argv else 1
+
+def _threads_from_argv(argv):
+    """--threads N, read before NumPy and torch load (they fix their thread pools then); a
+    missing or bad value is left to argparse, which names it."""
+    try:
+        return max(1, int(argv[argv.index("--threads") + 1]))
+    except (ValueError, IndexError):
+        return 1
+
+
+THREADS = _threads_from_argv(sys.argv)
 os.environ["OMP_NUM_THREADS"] = str(THREADS)
 import numpy as np  # host-side: a PyTorch reference script
 import torch
@@ -65,6 +74,8 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     p.add_argument("--data-dir", default="../shared/data/mnist")
     a = p.parse_args()
+    if a.threads < 1:
+        p.error(f"--threads must be >= 1, got {a.threads}")
     bs, budget = 100, 60 * a.minutes
     X = np.asarray(load_dataset("mnist", split="train", data_dir=a.data_dir).x,
                    dtype=np.float32).reshape(-1, 784)
